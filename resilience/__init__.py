@@ -1,0 +1,53 @@
+"""Composable resilience policies and parallel tiers for async services."""
+
+from resilience.adaptive import AdaptiveDeadline, adaptive_deadline
+from resilience.breaker import Breaker, CircuitBreakerPolicy, circuit_breaker
+from resilience.deadline import deadline
+from resilience.errors import (
+    CircuitOpenError,
+    ConfigurationError,
+    DeadlineExceeded,
+    DefaultFactoryError,
+    QueueFullError,
+    ResilienceError,
+    TransientError,
+)
+from resilience.events import Event, add_observer, remove_observer
+from resilience.fallback import SafeDefault, safe_default
+from resilience.pipeline import CallContext, Pipeline, Policy, compose
+from resilience.retry import RetryPolicy, retry
+from resilience.settings import PolicySettings, ResilienceSettings, TierSettings, policy_for
+from resilience.timeout import TimeoutPolicy, timeout
+
+__all__ = [
+    "AdaptiveDeadline",
+    "Breaker",
+    "CallContext",
+    "CircuitBreakerPolicy",
+    "CircuitOpenError",
+    "ConfigurationError",
+    "DeadlineExceeded",
+    "DefaultFactoryError",
+    "Event",
+    "Pipeline",
+    "Policy",
+    "PolicySettings",
+    "QueueFullError",
+    "ResilienceError",
+    "ResilienceSettings",
+    "RetryPolicy",
+    "SafeDefault",
+    "TierSettings",
+    "TimeoutPolicy",
+    "TransientError",
+    "adaptive_deadline",
+    "add_observer",
+    "circuit_breaker",
+    "compose",
+    "deadline",
+    "policy_for",
+    "remove_observer",
+    "retry",
+    "safe_default",
+    "timeout",
+]

@@ -1,0 +1,273 @@
+"""Circuit breakers: aiobreaker keeps the state, this module decides admission.
+
+aiobreaker stores the state, the consecutive-failure counter and notifies listeners; we
+keep using its storage and transitions so its pluggable storages and listeners still
+work. It falls short in three ways this module fixes:
+
+* time: it stamps ``opened_at`` with ``datetime.utcnow()`` but reports reopen times
+  from ``datetime.now()``, so "seconds until retry" is off by the UTC offset outside UTC,
+  and wall-clock time cannot be moved by a test without freezing the event loop. Here
+  every timestamp is the event loop's monotonic clock.
+* half-open: it lets every call through while half-open; here at most
+  ``half_open_max_calls`` trial calls are admitted, and a trial that is cancelled gives
+  its slot back, while one that hangs longer than the reset timeout counts as failed.
+* errors: the call that trips it raises ``CircuitBreakerError``; here it raises its own
+  error, and cancellation or a programming error is never counted as a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiobreaker
+
+from resilience import events
+from resilience.errors import CircuitOpenError, is_programming_error
+from resilience.pipeline import Call, CallContext, Policy
+from resilience.timeout import check_seconds
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+T = TypeVar("T")
+
+CLOSED = aiobreaker.CircuitBreakerState.CLOSED
+OPEN = aiobreaker.CircuitBreakerState.OPEN
+HALF_OPEN = aiobreaker.CircuitBreakerState.HALF_OPEN
+
+
+class _Trial:
+    """A half-open trial call's slot."""
+
+    __slots__ = ("generation", "started")
+
+    def __init__(self, generation: int, started: float) -> None:
+        self.generation = generation
+        self.started = started
+
+
+class _StateEvents(aiobreaker.CircuitBreakerListener):  # type: ignore[misc] - untyped base
+    """Relays aiobreaker's state changes to the observer hub."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def state_change(self, breaker: Any, old: Any, new: Any) -> None:  # noqa: ARG002, ANN401
+        old_name = old.state.name.lower() if old is not None else "none"
+        events.emit(events.BreakerStateChanged(self._name, old_name, new.state.name.lower()))
+
+
+class Breaker:
+    """One backend's breaker state, shared by every pipeline that names it."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        failure_threshold: int = 5,
+        reset_timeout_s: float = 30.0,
+        half_open_max_calls: int = 1,
+        exclude: Iterable[type[Exception]] = (),
+    ) -> None:
+        for option, value in (
+            ("failure_threshold", failure_threshold),
+            ("half_open_max_calls", half_open_max_calls),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{option} must be an integer >= 1, got {value!r}")
+        self.name = name
+        self.reset_timeout_s = check_seconds("reset_timeout_s", reset_timeout_s)
+        self.half_open_max_calls = half_open_max_calls
+        self.settings = (failure_threshold, self.reset_timeout_s, half_open_max_calls, tuple(exclude))
+        self._aio = aiobreaker.CircuitBreaker(
+            fail_max=failure_threshold,
+            timeout_duration=timedelta(seconds=self.reset_timeout_s),
+            exclude=list(exclude),
+            listeners=[_StateEvents(name)],
+            name=name,
+        )
+        self._storage = self._aio._state_storage  # noqa: SLF001 - aiobreaker exposes no getter
+        self._opened_at = 0.0
+        self._generation = 0  # bumped on every transition: stale outcomes are ignored
+        self._trials: list[_Trial] = []
+        self._trial_successes = 0
+
+    @property
+    def state(self) -> str:
+        """``closed``, ``open`` or ``half_open``."""
+        return str(self._storage.state.name.lower())
+
+    @property
+    def failure_count(self) -> int:
+        """Consecutive failures counted while closed."""
+        return int(self._storage.counter)
+
+    def admit(self, now: float) -> _Trial | int:
+        """Let a call through (returning its ticket) or raise :class:`CircuitOpenError`.
+
+        Synchronous on purpose: with no ``await`` between check and update, concurrent
+        callers cannot both take the last trial slot.
+        """
+        state = self._storage.state
+        if state is CLOSED:
+            return self._generation
+        if state is OPEN:
+            reopen_at = self._opened_at + self.reset_timeout_s
+            if now < reopen_at:
+                self._reject(reopen_at - now)
+            self._move(HALF_OPEN, now)
+        if len(self._trials) >= self.half_open_max_calls:
+            oldest = min(trial.started for trial in self._trials)
+            if now - oldest >= self.reset_timeout_s:  # a hung trial: count it as failed
+                self._move(OPEN, now)
+                self._reject(self.reset_timeout_s)
+            self._reject(oldest + self.reset_timeout_s - now)
+        trial = _Trial(self._generation, now)
+        self._trials.append(trial)
+        return trial
+
+    def record_success(self, ticket: _Trial | int, now: float) -> None:
+        """A call admitted with ``ticket`` returned."""
+        if isinstance(ticket, int):
+            if ticket == self._generation and self._storage.counter:
+                self._storage.reset_counter()
+            return
+        if self._release(ticket):
+            self._trial_successes += 1
+            if self._trial_successes >= self.half_open_max_calls:
+                self._move(CLOSED, now)
+
+    def record_failure(self, ticket: _Trial | int, exc: Exception, now: float) -> None:
+        """A call admitted with ``ticket`` raised ``exc``."""
+        if not self._aio.is_system_error(exc):  # excluded: a healthy backend's answer
+            self.record_success(ticket, now)
+            return
+        if isinstance(ticket, int):
+            if ticket == self._generation:
+                self._storage.increment_counter()
+                if self._storage.counter >= self._aio.fail_max:
+                    self._move(OPEN, now)
+            return
+        if self._release(ticket):
+            self._move(OPEN, now)
+
+    def record_neutral(self, ticket: _Trial | int) -> None:
+        """A call ended without telling anything about the backend (cancelled, a bug)."""
+        if isinstance(ticket, _Trial):
+            self._release(ticket)
+
+    def _release(self, trial: _Trial) -> bool:
+        if trial.generation != self._generation or trial not in self._trials:
+            return False
+        self._trials.remove(trial)
+        return True
+
+    def _move(self, state: aiobreaker.CircuitBreakerState, now: float) -> None:
+        self._generation += 1
+        self._trials.clear()
+        self._trial_successes = 0
+        if state is OPEN:
+            self._opened_at = now
+            self._aio.open()
+        elif state is HALF_OPEN:
+            self._aio.half_open()
+        else:
+            self._aio.close()
+
+    def _reject(self, retry_after_s: float) -> None:
+        retry_after_s = max(retry_after_s, 0.0)
+        events.emit(events.BreakerRejected(self.name, retry_after_s))
+        raise CircuitOpenError(self.name, retry_after_s)
+
+
+_breakers: dict[str, Breaker] = {}
+
+
+def shared_breaker(name: str, **settings: Any) -> Breaker:  # noqa: ANN401 - Breaker's options
+    """The process-wide breaker called ``name``, created on first use.
+
+    Asking for an existing name with different settings is an error: two configurations
+    silently sharing one state would make either of them a lie.
+    """
+    candidate = Breaker(name, **settings)
+    existing = _breakers.setdefault(name, candidate)
+    if existing is not candidate and existing.settings != candidate.settings:
+        raise ValueError(
+            f"breaker {name!r} already exists with settings {existing.settings}, "
+            f"not {candidate.settings}"
+        )
+    return existing
+
+
+def reset_breakers() -> None:
+    """Forget every shared breaker (tests start from closed breakers)."""
+    _breakers.clear()
+
+
+class CircuitBreakerPolicy(Policy):
+    """Fail fast while a backend is down; bound to one shared :class:`Breaker`."""
+
+    __slots__ = ("_breaker", "_name", "_settings")
+
+    def __init__(self, name: str | None, settings: dict[str, Any], breaker: Breaker | None = None) -> None:
+        if breaker is None:
+            Breaker("validation", **settings)  # fail at build time, not on first call
+        self._name = name
+        self._settings = settings
+        self._breaker = breaker
+
+    @property
+    def breaker(self) -> Breaker:
+        """The breaker this policy uses (after binding to a backend)."""
+        if self._breaker is None:
+            raise RuntimeError("circuit_breaker() without a name is bound when it wraps a function")
+        return self._breaker
+
+    def bind(self, backend: str) -> CircuitBreakerPolicy:
+        if self._breaker is not None:
+            return self
+        breaker = shared_breaker(self._name or backend, **self._settings)
+        return CircuitBreakerPolicy(self._name, self._settings, breaker)
+
+    async def execute(self, call: Call[T], ctx: CallContext) -> T:
+        breaker = self._breaker or self.bind(ctx.backend).breaker
+        loop = asyncio.get_running_loop()
+        ticket = breaker.admit(loop.time())
+        try:
+            result = await call()
+        except Exception as exc:
+            if is_programming_error(exc):
+                breaker.record_neutral(ticket)
+            else:
+                breaker.record_failure(ticket, exc, loop.time())
+            raise
+        except BaseException:  # cancellation, KeyboardInterrupt: says nothing of the backend
+            breaker.record_neutral(ticket)
+            raise
+        breaker.record_success(ticket, loop.time())
+        return result
+
+
+def circuit_breaker(
+    *,
+    name: str | None = None,
+    failure_threshold: int = 5,
+    reset_timeout_s: float = 30.0,
+    half_open_max_calls: int = 1,
+    exclude: Iterable[type[Exception]] = (),
+) -> CircuitBreakerPolicy:
+    """Open after ``failure_threshold`` consecutive failures; try again after the reset timeout.
+
+    Breakers are shared by ``name`` (default: the backend name) within a process. While
+    open, calls raise :class:`CircuitOpenError` with the seconds until a trial is allowed.
+    ``exclude`` lists errors that are a healthy backend's answer (not counted as failures).
+    """
+    settings = {
+        "failure_threshold": failure_threshold,
+        "reset_timeout_s": reset_timeout_s,
+        "half_open_max_calls": half_open_max_calls,
+        "exclude": tuple(exclude),
+    }
+    return CircuitBreakerPolicy(name, settings)

@@ -1,0 +1,65 @@
+"""Safe defaults: a failed call returns a fresh default instead of raising."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable
+from typing import Generic, ParamSpec, TypeVar, cast
+
+from resilience import events
+from resilience.errors import DefaultFactoryError, is_programming_error
+from resilience.pipeline import Call, CallContext, Pipeline, Policy
+
+P = ParamSpec("P")
+T = TypeVar("T")
+D = TypeVar("D")
+
+
+class SafeDefault(Policy, Generic[D]):
+    """Outermost policy: turn a failure into a default value (never a cancellation)."""
+
+    __slots__ = ("_default", "_on")
+
+    def __init__(self, default: D | Callable[[], D], on: tuple[type[Exception], ...]) -> None:
+        for kind in on:
+            if not (isinstance(kind, type) and issubclass(kind, Exception)):
+                raise TypeError(
+                    f"safe_default can only catch Exception subclasses, not {kind!r}: "
+                    "cancellation, KeyboardInterrupt and SystemExit must propagate"
+                )
+        self._default = default
+        self._on = on
+
+    def make_default(self, backend: str, failure: BaseException | None = None) -> D:
+        """A fresh default: the factory's result, or a deep copy of the value."""
+        if not callable(self._default):
+            return copy.deepcopy(self._default)
+        try:
+            return self._default()
+        except Exception as exc:
+            raise DefaultFactoryError(backend, self._default, exc, failure) from failure
+
+    async def execute(self, call: Call[T], ctx: CallContext) -> T:
+        try:
+            return await call()
+        except self._on as exc:
+            bug = is_programming_error(exc)
+            events.emit(events.FellBack(ctx.backend, type(exc).__name__, bug))
+            return cast("T", self.make_default(ctx.backend, exc))
+
+    def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T | D]]:
+        return cast("Callable[P, Awaitable[T | D]]", Pipeline((self,))(fn))
+
+
+def safe_default(
+    default: D | Callable[[], D], *, on: tuple[type[Exception], ...] = (Exception,)
+) -> SafeDefault[D]:
+    """On failure return ``default``: a value (deep-copied per failure) or a factory.
+
+    Any callable is taken as a zero-argument factory and called per failure, so
+    ``safe_default(list)`` gives each failed call its own list. ``on`` limits which
+    exceptions are replaced; cancellation, ``KeyboardInterrupt`` and ``SystemExit`` never
+    are. Programming errors are replaced too (one request survives a bug) but are
+    reported as such, and the default logger logs them at error level.
+    """
+    return SafeDefault(default, on)

@@ -1,0 +1,146 @@
+"""Retries of transient failures, scheduled by tenacity, bounded by the caller's deadline.
+
+Why not ``tenacity.AsyncRetrying`` itself: it builds its retry state and runs its action
+chain on every call, success included, reads ``time.monotonic`` instead of the event
+loop's clock, and knows neither the caller's deadline nor a server's retry hint. So the
+first attempt here runs with no tenacity objects at all; only after a failure does
+tenacity's ``wait`` and ``stop`` strategies compute the schedule, fed loop-clock times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+from tenacity import RetryCallState, stop_after_attempt, stop_before_delay, wait_random_exponential
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from resilience import events
+from resilience.deadline import current_deadline
+from resilience.errors import TransientError, is_programming_error, retry_after_hint
+from resilience.pipeline import Call, CallContext, Policy
+from resilience.timeout import check_seconds
+
+T = TypeVar("T")
+
+#: Failures retried by default: timeouts, connection errors, and declared-transient errors.
+DEFAULT_TRANSIENT: tuple[type[Exception], ...] = (TimeoutError, ConnectionError, TransientError)
+
+RetryOn = tuple[type[Exception], ...] | Callable[[Exception], bool]
+
+
+class RetryPolicy(Policy):
+    """Retry transient failures with exponential backoff and full jitter."""
+
+    __slots__ = ("_retry_on", "_stop", "_wait")
+
+    def __init__(self, *, wait: wait_base, stop: stop_base, retry_on: RetryOn) -> None:
+        self._wait = wait
+        self._stop = stop
+        self._retry_on = retry_on
+
+    def is_retryable(self, exc: Exception) -> bool:
+        """Transient by the configured rule, and never a programming error."""
+        if is_programming_error(exc):
+            return False
+        if isinstance(self._retry_on, tuple):
+            return isinstance(exc, self._retry_on)
+        return bool(self._retry_on(exc))
+
+    async def execute(self, call: Call[T], ctx: CallContext) -> T:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            return await call()
+        except Exception as exc:  # noqa: BLE001 - classified below; BaseException passes
+            if not self.is_retryable(exc):
+                events.emit(events.AttemptFailed(ctx.backend, ctx.attempt, type(exc).__name__, False))
+                raise
+            failure = exc
+        return await self._retry(call, ctx, loop, started, failure)
+
+    async def _retry(
+        self,
+        call: Call[T],
+        ctx: CallContext,
+        loop: asyncio.AbstractEventLoop,
+        started: float,
+        failure: Exception,
+    ) -> T:
+        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type] - strategies only
+        state.start_time = started
+        while True:
+            error_type = type(failure).__name__
+            events.emit(events.AttemptFailed(ctx.backend, ctx.attempt, error_type, True))
+            now = loop.time()
+            state.attempt_number = ctx.attempt
+            state.outcome_timestamp = now
+            hint = retry_after_hint(failure)
+            delay = hint if hint is not None else float(self._wait(state))
+            state.upcoming_sleep = delay
+            budget = current_deadline()
+            reason = None
+            if self._stop(state):
+                reason = "attempts" if self._out_of_attempts(state) else "total_time"
+            elif budget is not None and now + delay >= budget:
+                reason = "deadline"
+            if reason is not None:
+                events.emit(events.RetryGaveUp(ctx.backend, ctx.attempt, error_type, reason))
+                raise failure
+            events.emit(
+                events.RetryScheduled(ctx.backend, ctx.attempt, delay, error_type, hint is not None)
+            )
+            await asyncio.sleep(delay)
+            ctx.attempt += 1
+            try:
+                return await call()
+            except Exception as exc:  # noqa: BLE001 - classified below; BaseException passes
+                if not self.is_retryable(exc):
+                    events.emit(events.AttemptFailed(ctx.backend, ctx.attempt, type(exc).__name__, False))
+                    raise
+                failure = exc
+
+    def _out_of_attempts(self, state: RetryCallState) -> bool:
+        return any(
+            isinstance(s, stop_after_attempt) and s(state) for s in _stop_parts(self._stop)
+        )
+
+
+def _stop_parts(stop: stop_base) -> tuple[stop_base, ...]:
+    return tuple(getattr(stop, "stops", (stop,)))
+
+
+def retry(
+    *,
+    attempts: int = 3,
+    initial_delay_s: float = 0.1,
+    max_delay_s: float = 10.0,
+    total_time_s: float | None = None,
+    retry_on: RetryOn = DEFAULT_TRANSIENT,
+    wait: wait_base | None = None,
+    stop: stop_base | None = None,
+) -> RetryPolicy:
+    """Retry transient failures.
+
+    The schedule is tenacity's full-jitter exponential backoff (``initial_delay_s`` doubling
+    up to ``max_delay_s``), stopping after ``attempts`` attempts or ``total_time_s``
+    seconds; pass tenacity ``wait``/``stop`` strategies to replace either. A server hint
+    (``retry_after_s`` on the exception) replaces the computed delay. Never retries
+    cancellation or programming errors; when it gives up it raises the last real error.
+    """
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise ValueError(f"attempts must be an integer >= 1, got {attempts!r}")
+    if not isinstance(retry_on, tuple) and not callable(retry_on):
+        raise TypeError(f"retry_on must be a tuple of exception types or a predicate, got {retry_on!r}")
+    if wait is None:
+        wait = wait_random_exponential(
+            multiplier=check_seconds("initial_delay_s", initial_delay_s),
+            max=check_seconds("max_delay_s", max_delay_s),
+        )
+    if stop is None:
+        stop = stop_after_attempt(attempts)
+        if total_time_s is not None:
+            stop = stop | stop_before_delay(check_seconds("total_time_s", total_time_s))
+    return RetryPolicy(wait=wait, stop=stop, retry_on=retry_on)
