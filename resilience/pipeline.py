@@ -90,7 +90,7 @@ class Pipeline(Policy):
                 f"resilience policies wrap async functions; {fn!r} is not an async callable "
                 "(use 'async def', or run blocking code with asyncio.to_thread)"
             )
-        backend = self.backend or getattr(fn, "__qualname__", None) or repr(fn)
+        backend = self.backend or getattr(fn, "__qualname__", None) or type(fn).__qualname__
         bound = self.bind(backend)
         policies = bound.policies
 
