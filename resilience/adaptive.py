@@ -8,6 +8,8 @@ import math
 from collections import deque
 from typing import TypeVar
 
+from typing_extensions import override
+
 from resilience import events
 from resilience.pipeline import Call, CallContext, Policy
 from resilience.timeout import check_seconds, run_with_limit
@@ -86,7 +88,9 @@ class AdaptiveDeadline(Policy):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{option} must be an integer >= 1, got {value!r}")
         if min_samples > window_size:
-            raise ValueError(f"min_samples ({min_samples}) cannot exceed window_size ({window_size})")
+            raise ValueError(
+                f"min_samples ({min_samples}) cannot exceed window_size ({window_size})"
+            )
         self.quantile = quantile
         self.multiplier = multiplier
         self.min_samples = min_samples
@@ -97,10 +101,19 @@ class AdaptiveDeadline(Policy):
         self.current_s = self.initial_s
         self._reported = self.initial_s
 
+    @override
     def bind(self, backend: str) -> AdaptiveDeadline:
         """One learned deadline per backend, shared within the process."""
-        key = (backend, self.quantile, self.multiplier, self.min_s, self.max_s, self.initial_s,
-               self.min_samples, self.window_size)
+        key = (
+            backend,
+            self.quantile,
+            self.multiplier,
+            self.min_s,
+            self.max_s,
+            self.initial_s,
+            self.min_samples,
+            self.window_size,
+        )
         found = _learned.get(key)
         if found is None:
             found = _learned[key] = AdaptiveDeadline(
@@ -127,6 +140,7 @@ class AdaptiveDeadline(Policy):
             events.emit(events.AdaptiveDeadlineMoved(backend, self._reported, value, len(window)))
             self._reported = value
 
+    @override
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
         loop = asyncio.get_running_loop()
         started = loop.time()

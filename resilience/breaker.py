@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiobreaker
+from typing_extensions import override
 
 from resilience import events
 from resilience.errors import CircuitOpenError, is_programming_error
@@ -48,7 +49,7 @@ class _Trial:
         self.started = started
 
 
-class _StateEvents(aiobreaker.CircuitBreakerListener):  # type: ignore[misc] - untyped base
+class _StateEvents(aiobreaker.CircuitBreakerListener):  # type: ignore[misc]  # untyped base
     """Relays aiobreaker's state changes to the observer hub."""
 
     def __init__(self, name: str) -> None:
@@ -80,7 +81,12 @@ class Breaker:
         self.name = name
         self.reset_timeout_s = check_seconds("reset_timeout_s", reset_timeout_s)
         self.half_open_max_calls = half_open_max_calls
-        self.settings = (failure_threshold, self.reset_timeout_s, half_open_max_calls, tuple(exclude))
+        self.settings = (
+            failure_threshold,
+            self.reset_timeout_s,
+            half_open_max_calls,
+            tuple(exclude),
+        )
         self._aio = aiobreaker.CircuitBreaker(
             fail_max=failure_threshold,
             timeout_duration=timedelta(seconds=self.reset_timeout_s),
@@ -211,7 +217,9 @@ class CircuitBreakerPolicy(Policy):
 
     __slots__ = ("_breaker", "_name", "_settings")
 
-    def __init__(self, name: str | None, settings: dict[str, Any], breaker: Breaker | None = None) -> None:
+    def __init__(
+        self, name: str | None, settings: dict[str, Any], breaker: Breaker | None = None
+    ) -> None:
         if breaker is None:
             Breaker("validation", **settings)  # fail at build time, not on first call
         self._name = name
@@ -225,12 +233,14 @@ class CircuitBreakerPolicy(Policy):
             raise RuntimeError("circuit_breaker() without a name is bound when it wraps a function")
         return self._breaker
 
+    @override
     def bind(self, backend: str) -> CircuitBreakerPolicy:
         if self._breaker is not None:
             return self
         breaker = shared_breaker(self._name or backend, **self._settings)
         return CircuitBreakerPolicy(self._name, self._settings, breaker)
 
+    @override
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
         breaker = self._breaker or self.bind(ctx.backend).breaker
         loop = asyncio.get_running_loop()

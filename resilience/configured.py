@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def build_pipeline(backend: str, s: PolicySettings) -> Pipeline:
-    """retry -> circuit breaker -> timeout or adaptive deadline, bound to ``backend``."""
+    """Retry -> circuit breaker -> timeout or adaptive deadline, bound to ``backend``."""
     policies: list[Policy] = []
     if s.retry_attempts > 1:
         policies.append(

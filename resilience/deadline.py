@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Self
 
 from resilience.errors import DeadlineExceeded
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-# Absolute loop time by which the current call chain must finish; ``None``: no budget.
-# A ContextVar, so tasks started inside a budget (a tier's gather) inherit it.
-_budget: ContextVar[float | None] = ContextVar("resilience_deadline", default=None)
-
-
-def current_deadline() -> float | None:
-    """The tightest budget in force, as an absolute ``loop.time()``, or ``None``."""
-    return _budget.get()
-
-
-def remaining(now: float | None = None) -> float | None:
-    """Seconds left in the current budget (may be <= 0), or ``None`` without one."""
-    at = _budget.get()
-    if at is None:
-        return None
-    if now is None:
-        now = asyncio.get_running_loop().time()
-    return at - now
 
 
 class deadline:  # noqa: N801 - used like a function: ``async with deadline(2):``
@@ -40,23 +21,29 @@ class deadline:  # noqa: N801 - used like a function: ``async with deadline(2):`
     cancellation that arrives first stays a cancellation.
     """
 
-    __slots__ = ("_scope", "_seconds", "_token")
+    __slots__ = ("_cancelling", "_scope", "_seconds", "_task", "_token", "at")
 
     def __init__(self, seconds: float) -> None:
-        if not seconds > 0 or seconds == float("inf"):
+        if not 0 < seconds < float("inf"):
             raise ValueError(f"deadline needs a positive finite number of seconds, got {seconds!r}")
         self._seconds = seconds
         self._scope: asyncio.Timeout | None = None
-        self._token: object = None
+        self._token: Token[deadline | None] | None = None
+        self._task: asyncio.Task[object] | None = None
+        self._cancelling = 0
+        #: Absolute loop time the block must finish by (set when entered).
+        self.at = float("inf")
 
     async def __aenter__(self) -> Self:
         now = asyncio.get_running_loop().time()
-        at = now + self._seconds
+        self.at = now + self._seconds
         parent = _budget.get()
-        if parent is not None and parent < at:
-            at = parent
-        self._token = _budget.set(at)
-        self._scope = asyncio.timeout_at(at)
+        if parent is not None and parent.at < self.at:
+            self.at = parent.at
+        self._task = asyncio.current_task()
+        self._cancelling = self._task.cancelling() if self._task else 0
+        self._token = _budget.set(self)
+        self._scope = asyncio.timeout_at(self.at)
         await self._scope.__aenter__()
         return self
 
@@ -66,8 +53,9 @@ class deadline:  # noqa: N801 - used like a function: ``async with deadline(2):`
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _budget.reset(self._token)  # type: ignore[arg-type]
-        assert self._scope is not None  # noqa: S101 - entered before exit
+        if self._token is None or self._scope is None:
+            raise RuntimeError("deadline exited without being entered")
+        _budget.reset(self._token)
         try:
             await self._scope.__aexit__(exc_type, exc, tb)
         except TimeoutError as timeout:
@@ -76,6 +64,47 @@ class deadline:  # noqa: N801 - used like a function: ``async with deadline(2):`
     @property
     def expires_at(self) -> float:
         """The absolute loop time this block must finish by (after entering)."""
-        if self._scope is None or (when := self._scope.when()) is None:
+        if self._scope is None:
             raise RuntimeError("deadline has not been entered")
-        return when
+        return self.at
+
+    def owns_pending_cancel(self) -> bool:
+        """Whether the current task's only pending cancellation is this block's expiry.
+
+        A timeout bound by this budget fires at the same instant as the block; it may then
+        report the expiry as its own without hiding an outside cancellation.
+        """
+        task = asyncio.current_task()
+        return (
+            self._scope is not None
+            and self._scope.expired()
+            and task is self._task
+            and task is not None
+            and task.cancelling() == self._cancelling + 1
+        )
+
+
+# The innermost budget of the current call chain. A ContextVar, so tasks started inside
+# a budget (a tier's gather) inherit it.
+_budget: ContextVar[deadline | None] = ContextVar("resilience_deadline", default=None)
+
+
+def current_budget() -> deadline | None:
+    """The innermost entered :class:`deadline` block, or ``None``."""
+    return _budget.get()
+
+
+def current_deadline() -> float | None:
+    """The tightest budget in force, as an absolute ``loop.time()``, or ``None``."""
+    block = _budget.get()
+    return None if block is None else block.at
+
+
+def remaining(now: float | None = None) -> float | None:
+    """Seconds left in the current budget (may be <= 0), or ``None`` without one."""
+    block = _budget.get()
+    if block is None:
+        return None
+    if now is None:
+        now = asyncio.get_running_loop().time()
+    return block.at - now

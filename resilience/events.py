@@ -8,8 +8,8 @@ An observer that raises is logged and ignored: it never changes a call's outcome
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar, Final, TypeAlias
 
 import structlog
@@ -150,7 +150,9 @@ class TierFinished(Event):
 Observer: TypeAlias = Callable[[Event], None]
 
 _logger = structlog.get_logger("resilience")
-_WARNINGS: Final = frozenset({ATTEMPT_FAILED, TIMED_OUT, BREAKER_REJECTED, FELL_BACK, QUEUE_REJECTED})
+_WARNINGS: Final = frozenset(
+    {ATTEMPT_FAILED, TIMED_OUT, BREAKER_REJECTED, FELL_BACK, QUEUE_REJECTED}
+)
 
 
 def log_event(event: Event) -> None:
@@ -181,5 +183,5 @@ def emit(event: Event) -> None:
     for observer in tuple(_observers):
         try:
             observer(event)
-        except Exception:  # noqa: BLE001 - an observer must not change the call's outcome
-            _logger.exception(OBSERVER_FAILED, observer=repr(observer), event=event.name)
+        except Exception:
+            _logger.exception(OBSERVER_FAILED, observer=repr(observer), failed_event=event.name)

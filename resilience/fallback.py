@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable
-from typing import Generic, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar, cast, overload
+
+from typing_extensions import override
 
 from resilience import events
 from resilience.errors import DefaultFactoryError, is_programming_error
 from resilience.pipeline import Call, CallContext, Pipeline, Policy
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -36,9 +40,10 @@ class SafeDefault(Policy, Generic[D]):
             return copy.deepcopy(self._default)
         try:
             return self._default()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever it raised, say it was the factory
             raise DefaultFactoryError(backend, self._default, exc, failure) from failure
 
+    @override
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
         try:
             return await call()
@@ -47,10 +52,19 @@ class SafeDefault(Policy, Generic[D]):
             events.emit(events.FellBack(ctx.backend, type(exc).__name__, bug))
             return cast("T", self.make_default(ctx.backend, exc))
 
-    def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T | D]]:
+    @override
+    def __call__(  # type: ignore[override]  # the default widens the result type
+        self, fn: Callable[P, Awaitable[T]]
+    ) -> Callable[P, Awaitable[T | D]]:
         return cast("Callable[P, Awaitable[T | D]]", Pipeline((self,))(fn))
 
 
+@overload
+def safe_default(
+    default: Callable[[], D], *, on: tuple[type[Exception], ...] = ...
+) -> SafeDefault[D]: ...
+@overload
+def safe_default(default: D, *, on: tuple[type[Exception], ...] = ...) -> SafeDefault[D]: ...
 def safe_default(
     default: D | Callable[[], D], *, on: tuple[type[Exception], ...] = (Exception,)
 ) -> SafeDefault[D]:

@@ -15,6 +15,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
+from typing_extensions import override
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -43,6 +45,7 @@ class Policy(ABC):
         return self
 
     def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        """Decorate ``fn``: same signature, calls run through this policy."""
         return Pipeline((self,))(fn)
 
 
@@ -72,13 +75,16 @@ class Pipeline(Policy):
         self.policies = policies
         self.backend = backend
 
+    @override
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
         return await _run(self.policies, call, ctx)
 
+    @override
     def bind(self, backend: str) -> Pipeline:
         """Bind every policy to ``backend`` (done once, when a function is decorated)."""
         return Pipeline(tuple(p.bind(backend) for p in self.policies), backend)
 
+    @override
     def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         inner = _wrapped.get(fn) if inspect.isfunction(fn) else None  # our wrappers are functions
         if inner is not None:  # stacked decorators: fuse, outer policies first
@@ -96,7 +102,9 @@ class Pipeline(Policy):
 
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            return await _run(policies, functools.partial(fn, *args, **kwargs), CallContext(backend))
+            return await _run(
+                policies, functools.partial(fn, *args, **kwargs), CallContext(backend)
+            )
 
         _wrapped[wrapper] = (Pipeline(self.policies, self.backend), fn)
         return wrapper

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tenacity import RetryCallState, stop_after_attempt, stop_before_delay, wait_random_exponential
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
+from typing_extensions import override
 
 from resilience import events
 from resilience.deadline import current_deadline
 from resilience.errors import TransientError, is_programming_error, retry_after_hint
 from resilience.pipeline import Call, CallContext, Policy
 from resilience.timeout import check_seconds
+
+if TYPE_CHECKING:
+    from tenacity.stop import stop_base
+    from tenacity.wait import wait_base
 
 T = TypeVar("T")
 
@@ -49,14 +52,19 @@ class RetryPolicy(Policy):
             return isinstance(exc, self._retry_on)
         return bool(self._retry_on(exc))
 
+    @override
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
             return await call()
-        except Exception as exc:  # noqa: BLE001 - classified below; BaseException passes
+        except Exception as exc:
             if not self.is_retryable(exc):
-                events.emit(events.AttemptFailed(ctx.backend, ctx.attempt, type(exc).__name__, False))
+                events.emit(
+                    events.AttemptFailed(
+                        ctx.backend, ctx.attempt, type(exc).__name__, retryable=False
+                    )
+                )
                 raise
             failure = exc
         return await self._retry(call, ctx, loop, started, failure)
@@ -69,11 +77,11 @@ class RetryPolicy(Policy):
         started: float,
         failure: Exception,
     ) -> T:
-        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type] - strategies only
+        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]  # strategies only
         state.start_time = started
         while True:
             error_type = type(failure).__name__
-            events.emit(events.AttemptFailed(ctx.backend, ctx.attempt, error_type, True))
+            events.emit(events.AttemptFailed(ctx.backend, ctx.attempt, error_type, retryable=True))
             now = loop.time()
             state.attempt_number = ctx.attempt
             state.outcome_timestamp = now
@@ -90,22 +98,26 @@ class RetryPolicy(Policy):
                 events.emit(events.RetryGaveUp(ctx.backend, ctx.attempt, error_type, reason))
                 raise failure
             events.emit(
-                events.RetryScheduled(ctx.backend, ctx.attempt, delay, error_type, hint is not None)
+                events.RetryScheduled(
+                    ctx.backend, ctx.attempt, delay, error_type, hinted=hint is not None
+                )
             )
             await asyncio.sleep(delay)
             ctx.attempt += 1
             try:
                 return await call()
-            except Exception as exc:  # noqa: BLE001 - classified below; BaseException passes
+            except Exception as exc:
                 if not self.is_retryable(exc):
-                    events.emit(events.AttemptFailed(ctx.backend, ctx.attempt, type(exc).__name__, False))
+                    events.emit(
+                        events.AttemptFailed(
+                            ctx.backend, ctx.attempt, type(exc).__name__, retryable=False
+                        )
+                    )
                     raise
                 failure = exc
 
     def _out_of_attempts(self, state: RetryCallState) -> bool:
-        return any(
-            isinstance(s, stop_after_attempt) and s(state) for s in _stop_parts(self._stop)
-        )
+        return any(isinstance(s, stop_after_attempt) and s(state) for s in _stop_parts(self._stop))
 
 
 def _stop_parts(stop: stop_base) -> tuple[stop_base, ...]:
@@ -133,7 +145,9 @@ def retry(
     if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
         raise ValueError(f"attempts must be an integer >= 1, got {attempts!r}")
     if not isinstance(retry_on, tuple) and not callable(retry_on):
-        raise TypeError(f"retry_on must be a tuple of exception types or a predicate, got {retry_on!r}")
+        raise TypeError(
+            f"retry_on must be a tuple of exception types or a predicate, got {retry_on!r}"
+        )
     if wait is None:
         wait = wait_random_exponential(
             multiplier=check_seconds("initial_delay_s", initial_delay_s),

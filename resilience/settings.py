@@ -67,7 +67,9 @@ class PolicySettings(_Strict):
         if self.adaptive_deadline and not (
             self.adaptive_min_s <= self.timeout_s <= self.adaptive_max_s
         ):
-            raise ValueError("with adaptive_deadline, need adaptive_min_s <= timeout_s <= adaptive_max_s")
+            raise ValueError(
+                "with adaptive_deadline, need adaptive_min_s <= timeout_s <= adaptive_max_s"
+            )
         if self.adaptive_min_samples > self.adaptive_window:
             raise ValueError("adaptive_min_samples cannot exceed adaptive_window")
         return self

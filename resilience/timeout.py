@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, TypeVar
 
+from typing_extensions import override
+
 from resilience import events
-from resilience.deadline import current_deadline
+from resilience.deadline import current_budget
 from resilience.errors import DeadlineExceeded
 from resilience.pipeline import Call, CallContext, Policy
 
@@ -18,7 +20,11 @@ T = TypeVar("T")
 
 def check_seconds(name: str, value: float) -> float:
     """Reject zero, negative, ``nan`` and ``inf`` limits when a policy is built."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value < float("inf")
+    ):
         raise ValueError(f"{name} must be a positive finite number of seconds, got {value!r}")
     return float(value)
 
@@ -38,11 +44,11 @@ async def run_with_limit(
     """
     now = asyncio.get_running_loop().time()
     at = now + limit_s
-    budget = current_deadline()
-    by_budget = budget is not None and budget < at
-    if by_budget:
-        at = budget  # type: ignore[assignment] - narrowed by by_budget
-        if at <= now:
+    budget = current_budget()
+    by_budget = budget is not None and budget.at < at
+    if budget is not None and by_budget:
+        at = budget.at
+        if at <= now:  # no attempt starts once the budget is spent
             _report(ctx, limit_s, by_budget=True, on_timeout=on_timeout)
             raise DeadlineExceeded(ctx.backend, limit_s, budget=True)
     scope = asyncio.timeout_at(at)
@@ -54,6 +60,14 @@ async def run_with_limit(
             raise  # the backend's own TimeoutError: not ours to rename
         _report(ctx, limit_s, by_budget=by_budget, on_timeout=on_timeout)
         raise DeadlineExceeded(ctx.backend, limit_s, budget=by_budget) from exc
+    except asyncio.CancelledError:
+        # The enclosing deadline block fired at the same instant as this budget-bound
+        # limit; report the expiry here, where the backend is known. An outside
+        # cancellation (any other pending cancel) is never turned into a timeout.
+        if budget is not None and by_budget and scope.expired() and budget.owns_pending_cancel():
+            _report(ctx, limit_s, by_budget=True, on_timeout=on_timeout)
+            raise DeadlineExceeded(ctx.backend, limit_s, budget=True) from None
+        raise
     if scope.expired():  # the work swallowed its cancellation: still a timeout, never a success
         _report(ctx, limit_s, by_budget=by_budget, on_timeout=on_timeout)
         raise DeadlineExceeded(ctx.backend, limit_s, budget=by_budget)
@@ -76,6 +90,7 @@ class TimeoutPolicy(Policy):
     def __init__(self, seconds: float) -> None:
         self.seconds = check_seconds("timeout", seconds)
 
+    @override
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
         return await run_with_limit(call, ctx, self.seconds)
 

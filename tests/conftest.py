@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import pytest
 
 from resilience.testing import SimulatedLoop, reset_state
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator, Mapping
 
 #: No test may wait this long in real time (simulated time is free).
 MAX_REAL_WAIT_S = 0.05
@@ -29,8 +33,10 @@ def _fresh_state(monkeypatch) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-async def _no_task_left_and_no_real_sleep() -> AsyncIterator[None]:
+async def _no_task_left_and_no_real_sleep(request) -> AsyncIterator[None]:
     yield
+    if not inspect.iscoroutinefunction(request.function):
+        return
     current = asyncio.current_task()
     leftover = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
     for task in leftover:

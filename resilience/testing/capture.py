@@ -19,6 +19,7 @@ class EventCapture:
         self.events: list[Event] = []
 
     def __call__(self, event: Event) -> None:
+        """Record one event (the observer interface)."""
         self.events.append(event)
 
     def __enter__(self) -> Self:
@@ -26,7 +27,10 @@ class EventCapture:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         remove_observer(self)
 

@@ -17,6 +17,8 @@ import selectors
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from typing_extensions import override
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
     from concurrent.futures import Executor
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class _SimulatedSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+class _SimulatedSelector(selectors.DefaultSelector):
     """Polls real I/O; when it would block on a timer, advances simulated time instead."""
 
     def __init__(self, loop: SimulatedLoop, io_grace_s: float) -> None:
@@ -35,6 +37,7 @@ class _SimulatedSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-
         self._loop = loop
         self._io_grace_s = io_grace_s
 
+    @override
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         loop = self._loop
         if timeout is None or loop.real_work_pending:
@@ -74,7 +77,9 @@ class SimulatedLoop(asyncio.SelectorEventLoop):
         #: The longest real-time wait so far: tests assert they never really slept.
         self.longest_real_wait_s = 0.0
         self._frozen: Any = None
-        self._wall: FrozenDateTimeFactory | StepTickTimeFactory | TickingDateTimeFactory | None = None
+        self._wall: FrozenDateTimeFactory | StepTickTimeFactory | TickingDateTimeFactory | None = (
+            None
+        )
         if wall_clock is not None:
             from freezegun import freeze_time  # noqa: PLC0415 - a test-only dependency
 
@@ -98,8 +103,12 @@ class SimulatedLoop(asyncio.SelectorEventLoop):
             if self._wall is not None:
                 self._wall.tick(seconds)
 
+    @override
     def run_in_executor(  # type: ignore[override]
-        self, executor: Executor | None, func: Callable[..., T], *args: Any  # noqa: ANN401
+        self,
+        executor: Executor | None,
+        func: Callable[..., T],
+        *args: Any,
     ) -> asyncio.Future[T]:
         future = super().run_in_executor(executor, func, *args)
         self._executor_jobs += 1
@@ -109,6 +118,7 @@ class SimulatedLoop(asyncio.SelectorEventLoop):
     def _executor_job_done(self, _: asyncio.Future[Any]) -> None:
         self._executor_jobs -= 1
 
+    @override
     def close(self) -> None:
         super().close()
         if self._frozen is not None:

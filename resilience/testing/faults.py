@@ -53,6 +53,7 @@ class ScriptedBackend(Generic[T]):
     cancelled: int = 0
 
     async def __call__(self, *args: Any, **kwargs: Any) -> T:  # noqa: ANN401 - any signature
+        """Play the next outcome of the script."""
         loop = asyncio.get_running_loop()
         index = len(self.calls)
         self.calls.append((loop.time(), args, kwargs))
@@ -110,6 +111,7 @@ class FlakyBackend(Generic[T]):
         self.rng = random.Random(self.seed)  # noqa: S311 - simulation, not security
 
     async def __call__(self, *args: Any, **kwargs: Any) -> T:  # noqa: ANN401 - any signature
+        """One call: random latency, then a result or an injected failure."""
         self.calls += 1
         if self.down:
             await asyncio.Event().wait()

@@ -1,0 +1,99 @@
+"""adaptive_deadline(): a per-attempt limit learned from recent successful latencies."""
+
+from __future__ import annotations
+
+import pytest
+
+from resilience import DeadlineExceeded, adaptive_deadline
+from resilience.adaptive import LatencyWindow
+from resilience.events import AdaptiveDeadlineMoved, TimedOut
+from resilience.testing import EventCapture, ScriptedBackend, hang, now, ok
+
+
+async def test_uses_the_initial_value_until_enough_samples() -> None:
+    policy = adaptive_deadline(initial_s=2.0, min_samples=5, window_size=10)
+    backend = ScriptedBackend([ok(1, after_s=0.1)] * 4 + [hang()])
+    guarded = policy(backend)
+    for _ in range(4):
+        await guarded()
+    start = now()
+    with pytest.raises(DeadlineExceeded) as caught:
+        await guarded()
+    assert now() - start == pytest.approx(2.0, abs=1e-9)
+    assert caught.value.limit_s == 2.0
+
+
+async def test_learns_quantile_times_multiplier_and_reports_the_move() -> None:
+    policy = adaptive_deadline(
+        quantile=0.99, multiplier=3.0, min_s=0.01, max_s=10, initial_s=5, min_samples=10
+    )
+    latencies = [0.1] * 99 + [0.2]
+    backend = ScriptedBackend([ok(i, after_s=s) for i, s in enumerate(latencies)] + [hang()])
+    guarded = policy(backend)
+    with EventCapture() as events:
+        for _ in latencies:
+            await guarded()
+        bound = policy.bind("ScriptedBackend")
+        assert bound.current_s == pytest.approx(0.3)  # p99 (rank 99 of 100) = 0.1, x3
+        start = now()
+        with pytest.raises(DeadlineExceeded):
+            await guarded()
+    assert now() - start == pytest.approx(0.3)
+    moved = events.of(AdaptiveDeadlineMoved)
+    assert len(moved) == 1  # 0.3 from the 10th sample on; smaller moves are not reported
+    assert moved[0].old_s == 5.0
+    assert moved[0].new_s == pytest.approx(0.3)
+    assert moved[0].samples == 10
+    assert events.of(TimedOut)[0].limit_s == pytest.approx(0.3)
+
+
+async def test_clamped_to_min_and_max() -> None:
+    fast = adaptive_deadline(min_s=0.5, max_s=3, initial_s=1, min_samples=1).bind("fast")
+    fast.observe(0.001, "fast")
+    assert fast.current_s == 0.5
+    slow = adaptive_deadline(min_s=0.5, max_s=3, initial_s=1, min_samples=1).bind("slow")
+    slow.observe(60, "slow")
+    assert slow.current_s == 3
+
+
+def test_memory_per_backend_is_bounded_by_the_window() -> None:
+    window = LatencyWindow(100)
+    for i in range(100_000):
+        window.add(float(i))
+    assert len(window) == 100
+    assert window.quantile(0.0001) == 99_900.0
+    assert window.quantile(1.0) == 99_999.0
+
+
+def test_window_quantile_is_nearest_rank() -> None:
+    window = LatencyWindow(10)
+    for value in [5.0, 1.0, 3.0, 2.0, 4.0]:
+        window.add(value)
+    assert window.quantile(0.5) == 3.0
+    assert window.quantile(0.99) == 5.0
+    assert window.quantile(0.2) == 1.0
+
+
+def test_learned_value_is_shared_per_backend() -> None:
+    policy = adaptive_deadline(min_samples=1)
+    policy.bind("rag").observe(0.4, "rag")
+    assert policy.bind("rag").current_s == pytest.approx(0.6)
+    assert policy.bind("tools").current_s == 5.0
+    assert policy.bind("rag").samples == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"quantile": 0}, "quantile"),
+        ({"quantile": 1.5}, "quantile"),
+        ({"multiplier": 0.5}, "multiplier"),
+        ({"min_s": 0}, "min_s"),
+        ({"initial_s": 100}, "initial_s"),
+        ({"min_samples": 0}, "min_samples"),
+        ({"min_samples": 50, "window_size": 10}, "min_samples"),
+    ],
+)
+def test_bad_options_fail_when_built(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        adaptive_deadline(**kwargs)  # type: ignore[arg-type]

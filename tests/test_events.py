@@ -1,0 +1,92 @@
+"""Events: stable names, frozen payloads, one hub; a failing observer changes nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import structlog
+from tenacity import wait_fixed
+
+from resilience import add_observer, remove_observer, retry, safe_default
+from resilience import events as ev
+from resilience.testing import EventCapture, ScriptedBackend, fail, ok
+
+
+def test_event_names_are_stable() -> None:
+    assert {cls.name for cls in ev.Event.__subclasses__()} == {
+        "resilience.attempt_failed",
+        "resilience.retry_scheduled",
+        "resilience.retry_gave_up",
+        "resilience.timed_out",
+        "resilience.breaker_state_changed",
+        "resilience.breaker_rejected",
+        "resilience.fell_back",
+        "resilience.adaptive_deadline_moved",
+        "resilience.queue_rejected",
+        "resilience.tier_started",
+        "resilience.tier_finished",
+    }
+
+
+def test_payloads_are_frozen() -> None:
+    event = ev.RetryScheduled("rag", 1, 0.5, "ConnectionError", hinted=False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.delay_s = 0  # type: ignore[misc]
+    assert event.fields() == {
+        "backend": "rag",
+        "attempt": 1,
+        "delay_s": 0.5,
+        "error_type": "ConnectionError",
+        "hinted": False,
+    }
+
+
+async def test_a_raising_observer_never_changes_the_outcome() -> None:
+    def broken(event: ev.Event) -> None:
+        raise RuntimeError("metrics backend down")
+
+    add_observer(broken)
+    try:
+        backend = ScriptedBackend([fail(ConnectionError()), ok("fine")])
+        with structlog.testing.capture_logs() as logs:
+            assert await retry(wait=wait_fixed(1))(backend)() == "fine"
+    finally:
+        remove_observer(broken)
+    assert ev.OBSERVER_FAILED in [line["event"] for line in logs]
+
+
+async def test_default_observer_logs_with_structlog() -> None:
+    backend = ScriptedBackend([fail(ConnectionError())])
+    with structlog.testing.capture_logs() as logs:
+        await safe_default(None)(backend)()
+    fell_back = [line for line in logs if line["event"] == ev.FELL_BACK]
+    assert fell_back == [
+        {
+            "event": ev.FELL_BACK,
+            "log_level": "warning",
+            "backend": "ScriptedBackend",
+            "error_type": "ConnectionError",
+            "programming_error": False,
+        }
+    ]
+
+
+async def test_hidden_bugs_are_logged_at_error_level() -> None:
+    backend = ScriptedBackend([fail(AttributeError("x"))])
+    with structlog.testing.capture_logs() as logs:
+        await safe_default(None)(backend)()
+    assert [line["log_level"] for line in logs if line["event"] == ev.FELL_BACK] == ["error"]
+
+
+async def test_events_follow_the_call_in_order() -> None:
+    backend = ScriptedBackend([fail(ConnectionError()), fail(ConnectionError())])
+    with EventCapture() as events:
+        await safe_default(None)(retry(attempts=2, wait=wait_fixed(1))(backend))()
+    assert events.names() == [
+        ev.ATTEMPT_FAILED,
+        ev.RETRY_SCHEDULED,
+        ev.ATTEMPT_FAILED,
+        ev.RETRY_GAVE_UP,
+        ev.FELL_BACK,
+    ]
