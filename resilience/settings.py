@@ -30,37 +30,52 @@ Count = Annotated[int, Field(ge=1)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, use_attribute_docstrings=True
+    )
 
 
 class PolicySettings(_Strict):
     """One backend's policies; every field can be set for all or for one backend."""
 
     timeout_s: Seconds = 5.0
-    """Per-attempt limit (and the adaptive deadline's starting value)."""
+    """Per-attempt limit in seconds (and the adaptive deadline's starting value)."""
     adaptive_deadline: bool = False
     """Learn the per-attempt limit from recent latencies instead of using ``timeout_s``."""
     adaptive_quantile: Annotated[float, Field(gt=0, le=1)] = 0.99
+    """Latency quantile the adaptive limit follows."""
     adaptive_multiplier: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 1.5
+    """Head room: the adaptive limit is the quantile times this."""
     adaptive_min_s: Seconds = 0.05
+    """Lowest adaptive limit in seconds."""
     adaptive_max_s: Seconds = 30.0
+    """Highest adaptive limit in seconds."""
     adaptive_min_samples: Count = 20
+    """Successful calls needed before the limit adapts (until then: ``timeout_s``)."""
     adaptive_window: Count = 1000
+    """Most recent latencies kept per backend (bounds memory)."""
     retry_attempts: Count = 3
     """Attempts in all, the first included; 1 turns retries off."""
     retry_initial_delay_s: Seconds = 0.1
+    """First backoff window in seconds; it doubles per retry (full jitter)."""
     retry_max_delay_s: Seconds = 10.0
+    """Largest backoff window in seconds."""
     retry_total_time_s: Seconds | None = None
+    """Stop retrying when the next sleep would end past this many seconds (unset: no limit)."""
     breaker_enabled: bool = True
+    """Put a circuit breaker in front of the backend."""
     breaker_failure_threshold: Count = 5
+    """Consecutive failures that open the breaker."""
     breaker_reset_timeout_s: Seconds = 30.0
+    """Seconds the breaker stays open before admitting trial calls."""
     breaker_half_open_max_calls: Count = 1
+    """Trial calls admitted at once while half-open; that many successes close it."""
     max_concurrency: Count | None = None
-    """Bulkhead: calls in flight at once for this backend (``None``: unlimited)."""
+    """Bulkhead: calls in flight at once for this backend (unset: unlimited)."""
     queue_size: Annotated[int, Field(ge=0)] = 100
     """Calls that may wait for a bulkhead slot; more are rejected at once."""
     queue_timeout_s: Seconds = 5.0
-    """Longest wait for a bulkhead slot."""
+    """Longest wait in seconds for a bulkhead slot."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -81,9 +96,9 @@ class TierSettings(_Strict):
     parallel: bool = True
     """``false``: run the tier's tasks one after the other (same results and metadata)."""
     timeout_s: Seconds = 5.0
-    """Budget for the whole tier; unfinished tasks get their defaults."""
+    """Budget in seconds for the whole tier; unfinished tasks get their defaults."""
     metadata_key: str | None = None
-    """Key under ``state["metadata"]`` (default: the tier's name)."""
+    """Key under ``state["metadata"]`` for the tier's metadata (unset: the tier's name)."""
 
 
 class ResilienceSettings(BaseSettings):
@@ -135,6 +150,29 @@ class ResilienceSettings(BaseSettings):
 
             pipeline = self._pipelines[backend] = build_pipeline(backend, self.for_backend(backend))
         return pipeline
+
+
+def settings_table() -> str:
+    """The README's table of every variable, its default and meaning (kept in sync by a test)."""
+
+    def rows(scope: str, model: type[BaseModel]) -> list[str]:
+        return [
+            f"| `{ENV_PREFIX}{scope}{name.upper()}` "
+            f"| {'unset' if field.default is None else str(field.default).lower()} "
+            f"| {(field.description or '').replace('``', '`')} |"
+            for name, field in model.model_fields.items()
+        ]
+
+    return "\n".join(
+        [
+            "| variable | default | meaning |",
+            "| --- | --- | --- |",
+            *rows("DEFAULTS__", PolicySettings),
+            f"| `{ENV_PREFIX}BACKENDS__<NAME>__<FIELD>` | the default's "
+            "| Any field above, for one backend only; its other fields keep the defaults. |",
+            *rows("TIERS__<NAME>__", TierSettings),
+        ]
+    )
 
 
 def variable_name(loc: tuple[str | int, ...]) -> str:
