@@ -16,6 +16,9 @@ from resilience.timeout import check_seconds, run_with_limit
 
 T = TypeVar("T")
 
+#: Successes between recomputations of a learned limit (after the first ``min_samples``).
+REFRESH_EVERY = 8
+
 
 class LatencyWindow:
     """The last ``size`` successful latencies of one backend, kept sorted for quantiles.
@@ -51,6 +54,7 @@ class AdaptiveDeadline(Policy):
 
     __slots__ = (
         "_reported",
+        "_seen",
         "_window",
         "current_s",
         "initial_s",
@@ -100,6 +104,7 @@ class AdaptiveDeadline(Policy):
         #: The per-attempt limit in force now, in seconds (read it for metrics).
         self.current_s = self.initial_s
         self._reported = self.initial_s
+        self._seen = 0
 
     @override
     def bind(self, backend: str) -> AdaptiveDeadline:
@@ -129,10 +134,16 @@ class AdaptiveDeadline(Policy):
         return len(self._window)
 
     def observe(self, latency_s: float, backend: str) -> None:
-        """Learn from one successful call's latency."""
+        """Learn from one successful call's latency.
+
+        The limit is recomputed once ``min_samples`` are in, then every
+        ``REFRESH_EVERY`` successes: a quantile of a 1000-sample window barely moves per
+        sample, and this runs on every successful call.
+        """
         window = self._window
         window.add(latency_s)
-        if len(window) < self.min_samples:
+        self._seen += 1
+        if self._seen < self.min_samples or (self._seen - self.min_samples) % REFRESH_EVERY:
             return
         value = min(max(window.quantile(self.quantile) * self.multiplier, self.min_s), self.max_s)
         self.current_s = value
@@ -144,7 +155,7 @@ class AdaptiveDeadline(Policy):
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        result = await run_with_limit(call, ctx, self.current_s)
+        result = await run_with_limit(call, ctx, self.current_s, started)
         self.observe(loop.time() - started, ctx.backend)
         return result
 

@@ -123,7 +123,7 @@ class Breaker:
             reopen_at = self._opened_at + self.reset_timeout_s
             if now < reopen_at:
                 self._reject(reopen_at - now)
-            self._move(HALF_OPEN, now)
+            self._move(HALF_OPEN)
         if len(self._trials) >= self.half_open_max_calls:
             oldest = min(trial.started for trial in self._trials)
             if now - oldest >= self.reset_timeout_s:  # a hung trial: count it as failed
@@ -134,7 +134,17 @@ class Breaker:
         self._trials.append(trial)
         return trial
 
-    def record_success(self, ticket: _Trial | int, now: float) -> None:
+    @property
+    def is_closed(self) -> bool:
+        """Whether calls pass freely (no clock read needed to admit them)."""
+        return self._storage.state is CLOSED
+
+    @property
+    def generation(self) -> int:
+        """Ticket of a call admitted while closed; changes on every transition."""
+        return self._generation
+
+    def record_success(self, ticket: _Trial | int) -> None:
         """A call admitted with ``ticket`` returned."""
         if isinstance(ticket, int):
             if ticket == self._generation and self._storage.counter:
@@ -143,12 +153,12 @@ class Breaker:
         if self._release(ticket):
             self._trial_successes += 1
             if self._trial_successes >= self.half_open_max_calls:
-                self._move(CLOSED, now)
+                self._move(CLOSED)
 
     def record_failure(self, ticket: _Trial | int, exc: Exception, now: float) -> None:
         """A call admitted with ``ticket`` raised ``exc``."""
         if not self._aio.is_system_error(exc):  # excluded: a healthy backend's answer
-            self.record_success(ticket, now)
+            self.record_success(ticket)
             return
         if isinstance(ticket, int):
             if ticket == self._generation:
@@ -170,7 +180,7 @@ class Breaker:
         self._trials.remove(trial)
         return True
 
-    def _move(self, state: aiobreaker.CircuitBreakerState, now: float) -> None:
+    def _move(self, state: aiobreaker.CircuitBreakerState, now: float = 0.0) -> None:
         self._generation += 1
         self._trials.clear()
         self._trial_successes = 0
@@ -244,7 +254,7 @@ class CircuitBreakerPolicy(Policy):
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
         breaker = self._breaker or self.bind(ctx.backend).breaker
         loop = asyncio.get_running_loop()
-        ticket = breaker.admit(loop.time())
+        ticket = breaker.generation if breaker.is_closed else breaker.admit(loop.time())
         try:
             result = await call()
         except Exception as exc:
@@ -256,7 +266,7 @@ class CircuitBreakerPolicy(Policy):
         except BaseException:  # cancellation, KeyboardInterrupt: says nothing of the backend
             breaker.record_neutral(ticket)
             raise
-        breaker.record_success(ticket, loop.time())
+        breaker.record_success(ticket)
         return result
 
 

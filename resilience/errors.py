@@ -25,12 +25,15 @@ class CircuitOpenError(ResilienceError):
     """The backend's breaker is open: the call was rejected without reaching it."""
 
     def __init__(self, backend: str, retry_after_s: float) -> None:
-        super().__init__(
-            f"circuit for backend {backend!r} is open; try again in {retry_after_s:.6g} s"
-        )
+        super().__init__(backend, retry_after_s)
         self.backend = backend
         #: Seconds (on the event loop's clock) until the breaker admits a trial call.
         self.retry_after_s = retry_after_s
+
+    def __str__(self) -> str:  # formatted on demand: rejections are a hot path
+        return (
+            f"circuit for backend {self.backend!r} is open; try again in {self.retry_after_s:.6g} s"
+        )
 
 
 class QueueFullError(ResilienceError):

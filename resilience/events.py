@@ -37,7 +37,14 @@ class Event:
 
     def fields(self) -> dict[str, object]:
         """The payload as a flat dict, for logs and metrics."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        kind = type(self)
+        names = _FIELD_NAMES.get(kind)
+        if names is None:
+            names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(self))
+        return {name: getattr(self, name) for name in names}
+
+
+_FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,13 @@ T = TypeVar("T")
 D = TypeVar("D")
 
 
+_IMMUTABLE = (type(None), bool, int, float, complex, str, bytes)
+
+
 class SafeDefault(Policy, Generic[D]):
     """Outermost policy: turn a failure into a default value (never a cancellation)."""
 
-    __slots__ = ("_default", "_on")
+    __slots__ = ("_copy", "_default", "_on")
 
     def __init__(self, default: D | Callable[[], D], on: tuple[type[Exception], ...]) -> None:
         for kind in on:
@@ -33,15 +36,17 @@ class SafeDefault(Policy, Generic[D]):
                 )
         self._default = default
         self._on = on
+        self._copy = not callable(default) and not isinstance(default, _IMMUTABLE)
 
     def make_default(self, backend: str, failure: BaseException | None = None) -> D:
-        """A fresh default: the factory's result, or a deep copy of the value."""
-        if not callable(self._default):
-            return copy.deepcopy(self._default)
+        """A fresh default: the factory's result, or a copy of a mutable value."""
+        default = self._default
+        if not callable(default):
+            return copy.deepcopy(default) if self._copy else default
         try:
-            return self._default()
+            return default()
         except Exception as exc:  # noqa: BLE001 - whatever it raised, say it was the factory
-            raise DefaultFactoryError(backend, self._default, exc, failure) from failure
+            raise DefaultFactoryError(backend, default, exc, failure) from failure
 
     @override
     async def execute(self, call: Call[T], ctx: CallContext) -> T:

@@ -18,7 +18,12 @@ from typing_extensions import override
 
 from resilience import events
 from resilience.deadline import current_deadline
-from resilience.errors import TransientError, is_programming_error, retry_after_hint
+from resilience.errors import (
+    CircuitOpenError,
+    TransientError,
+    is_programming_error,
+    retry_after_hint,
+)
 from resilience.pipeline import Call, CallContext, Policy
 from resilience.timeout import check_seconds
 
@@ -37,12 +42,14 @@ RetryOn = tuple[type[Exception], ...] | Callable[[Exception], bool]
 class RetryPolicy(Policy):
     """Retry transient failures with exponential backoff and full jitter."""
 
-    __slots__ = ("_retry_on", "_stop", "_wait")
+    __slots__ = ("_retry_on", "_stop", "_timed", "_wait")
 
     def __init__(self, *, wait: wait_base, stop: stop_base, retry_on: RetryOn) -> None:
         self._wait = wait
         self._stop = stop
         self._retry_on = retry_on
+        # Only a stop that looks at elapsed time needs the start read before attempt 1.
+        self._timed = not all(isinstance(p, stop_after_attempt) for p in _stop_parts(stop))
 
     def is_retryable(self, exc: Exception) -> bool:
         """Transient by the configured rule, and never a programming error."""
@@ -55,16 +62,11 @@ class RetryPolicy(Policy):
     @override
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = loop.time() if self._timed else 0.0
         try:
             return await call()
         except Exception as exc:
-            if not self.is_retryable(exc):
-                events.emit(
-                    events.AttemptFailed(
-                        ctx.backend, ctx.attempt, type(exc).__name__, retryable=False
-                    )
-                )
+            if self._final(exc, ctx):
                 raise
             failure = exc
         return await self._retry(call, ctx, loop, started, failure)
@@ -107,14 +109,19 @@ class RetryPolicy(Policy):
             try:
                 return await call()
             except Exception as exc:
-                if not self.is_retryable(exc):
-                    events.emit(
-                        events.AttemptFailed(
-                            ctx.backend, ctx.attempt, type(exc).__name__, retryable=False
-                        )
-                    )
+                if self._final(exc, ctx):
                     raise
                 failure = exc
+
+    def _final(self, exc: Exception, ctx: CallContext) -> bool:
+        """Whether ``exc`` ends the call at once; reports it unless a breaker already did."""
+        if self.is_retryable(exc):
+            return False
+        if not isinstance(exc, CircuitOpenError):  # the breaker reported its own rejection
+            events.emit(
+                events.AttemptFailed(ctx.backend, ctx.attempt, type(exc).__name__, retryable=False)
+            )
+        return True
 
     def _out_of_attempts(self, state: RetryCallState) -> bool:
         return any(isinstance(s, stop_after_attempt) and s(state) for s in _stop_parts(self._stop))

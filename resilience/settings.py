@@ -168,8 +168,10 @@ def settings_table() -> str:
             "| variable | default | meaning |",
             "| --- | --- | --- |",
             *rows("DEFAULTS__", PolicySettings),
-            f"| `{ENV_PREFIX}BACKENDS__<NAME>__<FIELD>` | the default's "
-            "| Any field above, for one backend only; its other fields keep the defaults. |",
+            (
+                f"| `{ENV_PREFIX}BACKENDS__<NAME>__<FIELD>` | the default's "
+                "| Any field above, for one backend only; its other fields keep the defaults. |"
+            ),
             *rows("TIERS__<NAME>__", TierSettings),
         ]
     )

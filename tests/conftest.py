@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -16,6 +17,35 @@ if TYPE_CHECKING:
 
 #: No test may wait this long in real time (simulated time is free).
 MAX_REAL_WAIT_S = 0.05
+#: The whole suite's real-time budget.
+MAX_SUITE_S = 60.0
+_real_sleep = time.sleep
+
+
+def pytest_sessionstart(session) -> None:
+    session.config.stash[_started] = time.perf_counter()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    elapsed = time.perf_counter() - session.config.stash[_started]
+    if session.testscollected > 100 and elapsed > MAX_SUITE_S and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        reporter.write_line(
+            f"the suite took {elapsed:.1f} s in real time; the budget is {MAX_SUITE_S} s"
+        )
+
+
+_started = pytest.StashKey[float]()
+
+
+@pytest.fixture(autouse=True)
+def _no_long_real_sleep(monkeypatch) -> None:
+    def guarded_sleep(seconds: float) -> None:
+        assert seconds <= MAX_REAL_WAIT_S, f"time.sleep({seconds}) in a test: use simulated time"
+        _real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", guarded_sleep)
 
 
 def pytest_asyncio_loop_factories(config, item) -> Mapping[str, type[SimulatedLoop]]:

@@ -266,5 +266,5 @@ def test_stale_outcomes_after_a_transition_are_ignored() -> None:
     late_ticket = breaker.admit(0.0)
     breaker.record_failure(closed_ticket, ConnectionError(), 1.0)
     assert breaker.state == "open"
-    breaker.record_success(late_ticket, 2.0)  # started before it opened: says nothing now
+    breaker.record_success(late_ticket)  # started before it opened: says nothing now
     assert breaker.state == "open"

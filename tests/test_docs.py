@@ -14,13 +14,15 @@ README = (ROOT / "README.md").read_text()
 
 
 def test_settings_table_matches_the_settings() -> None:
-    block = re.search(r"<!-- settings-table -->\n(.*?)\n<!-- /settings-table -->", README, re.S)
+    block = re.search(
+        r"<!-- settings-table -->\n(.*?)\n<!-- /settings-table -->", README, re.DOTALL
+    )
     assert block is not None
     assert block.group(1) == settings_table()
 
 
 def test_readme_python_blocks_run() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", README, re.S)
+    blocks = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
     assert blocks
     for code in blocks:
         result = subprocess.run(

@@ -88,6 +88,71 @@ async def test_work_that_swallows_cancellation_is_still_a_timeout_not_a_success(
         await timeout(1)(stubborn)()
 
 
+async def test_work_that_turns_cancellation_into_another_error_is_still_a_timeout() -> None:
+    async def converts() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise ConnectionError("closed while reading") from None
+
+    with pytest.raises(DeadlineExceeded) as caught:
+        await timeout(1)(converts)()
+    assert isinstance(caught.value.__cause__, ConnectionError)
+
+
+async def test_no_cancellation_request_is_left_on_the_task() -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    with pytest.raises(DeadlineExceeded):
+        await timeout(1)(ScriptedBackend([hang()]))()
+    assert task.cancelling() == 0
+    await asyncio.sleep(1)  # a leftover request would cancel this sleep
+    async with asyncio.timeout(5):  # and would confuse asyncio's own timeouts
+        await asyncio.sleep(1)
+    assert now() == 3.0
+
+
+async def test_nested_timeouts_report_the_inner_one_when_it_is_tighter() -> None:
+    inner = timeout(1)(ScriptedBackend([hang()]))
+    with pytest.raises(DeadlineExceeded) as caught:
+        await timeout(5)(inner)()
+    assert caught.value.limit_s == 1.0
+    assert now() == 1.0
+
+
+async def test_an_outer_timeout_cuts_a_looser_inner_one() -> None:
+    inner = timeout(5)(ScriptedBackend([hang()]))
+    outer = timeout(2)(inner)
+    with pytest.raises(DeadlineExceeded) as caught:
+        await outer()
+    assert caught.value.limit_s == 2.0
+    assert now() == 2.0
+
+
+def test_a_timeout_needs_a_task() -> None:
+    async def fast() -> int:
+        return 1
+
+    errors: list[BaseException] = []
+
+    def step_outside_a_task() -> None:  # a loop callback: a running loop, no task
+        coro = timeout(1)(fast)()
+        try:
+            coro.send(None)
+        except RuntimeError as exc:
+            errors.append(exc)
+        loop.stop()
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.call_soon(step_outside_a_task)
+        loop.run_forever()
+    finally:
+        loop.close()
+    assert len(errors) == 1
+    assert "inside an asyncio task" in str(errors[0])
+
+
 @pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), "5", True])
 def test_bad_limits_are_rejected_when_built(bad: object) -> None:
     with pytest.raises(ValueError, match="timeout must be a positive finite number"):
