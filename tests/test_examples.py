@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from types import ModuleType
+from tests._examples import load_example
 
 ROOT = Path(__file__).parent.parent
 
 
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 async def test_flaky_backend_answers_every_request_through_an_outage() -> None:
-    report = await load("flaky_backend").serve(300)
+    report = await load_example("flaky_backend").serve(300)
     assert report["answered"] == 300
     assert report["calls rejected by the open breaker"] > 0
     assert "closed->open" in report["breaker transitions"]
