@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from resilience.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from resilience.pipeline import Pipeline
 
 ENV_PREFIX = "RESILIENCE_"
@@ -108,7 +112,9 @@ class ResilienceSettings(BaseSettings):
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         env_file=".env",
-        extra="forbid",
+        # A .env file is shared with the rest of the application: its other variables are
+        # not ours. Unknown RESILIENCE_* names are still rejected (_unknown_variables).
+        extra="ignore",
         frozen=True,
     )
 
@@ -124,7 +130,7 @@ class ResilienceSettings(BaseSettings):
             super().__init__(**values)
         except ValidationError as exc:
             raise ConfigurationError(_problems(exc)) from None
-        problems = _unknown_variables(os.environ)
+        problems = _unknown_variables({**_dotenv(self.model_config.get("env_file")), **os.environ})
         for name, overrides in self.backends.items():
             merged = {**self.defaults.model_dump(), **overrides}
             try:
@@ -191,7 +197,17 @@ def _problems(exc: ValidationError, prefix: tuple[str, ...] = ()) -> dict[str, s
     return problems
 
 
-def _unknown_variables(environ: os._Environ[str] | dict[str, str]) -> dict[str, str]:
+def _dotenv(env_file: object) -> dict[str, str]:
+    """The variables of the configured .env file(s) that exist, as pydantic-settings reads them."""
+    files = env_file if isinstance(env_file, list | tuple) else [env_file]
+    found: dict[str, str] = {}
+    for file in files:
+        if isinstance(file, str | os.PathLike) and Path(file).is_file():
+            found.update({k: v or "" for k, v in dotenv_values(file).items()})
+    return found
+
+
+def _unknown_variables(environ: Mapping[str, str]) -> dict[str, str]:
     known = set(ResilienceSettings.model_fields)
     problems = {}
     for key in environ:

@@ -47,6 +47,20 @@ def test_tier_settings_from_the_environment(monkeypatch) -> None:
     assert tier.timeout_s == 1.5
 
 
+def test_dotenv_file_may_hold_other_applications_variables(tmp_path, monkeypatch) -> None:
+    (tmp_path / ".env").write_text("DATABASE_URL=postgres://x\nRESILIENCE_TIERS__A__PARALLEL=0\n")
+    monkeypatch.chdir(tmp_path)
+    assert ResilienceSettings().for_tier("a").parallel is False
+
+
+def test_unknown_names_in_the_dotenv_file_are_rejected(tmp_path, monkeypatch) -> None:
+    (tmp_path / ".env").write_text("RESILIENCE_TIMEOUT=3\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError) as caught:
+        ResilienceSettings()
+    assert list(caught.value.problems) == ["RESILIENCE_TIMEOUT"]
+
+
 def test_dotenv_file_is_read(tmp_path, monkeypatch) -> None:
     (tmp_path / ".env").write_text("RESILIENCE_BACKENDS__TOOLS__RETRY_ATTEMPTS=1\n")
     monkeypatch.chdir(tmp_path)
