@@ -157,13 +157,17 @@ class TierFinished(Event):
 Observer: TypeAlias = Callable[[Event], None]
 
 _logger = structlog.get_logger("resilience")
-_WARNINGS: Final = frozenset(
-    {ATTEMPT_FAILED, TIMED_OUT, BREAKER_REJECTED, FELL_BACK, QUEUE_REJECTED}
-)
+_WARNINGS: Final = frozenset({ATTEMPT_FAILED, TIMED_OUT, FELL_BACK, QUEUE_REJECTED})
+#: Per-call consequences of an open breaker: the breaker's opening is logged once; logging
+#: every call it then turns away would flood the log during an outage (observers such as
+#: metrics still receive each of them).
+_OPEN_BREAKER = "CircuitOpenError"
 
 
 def log_event(event: Event) -> None:
-    """The default observer: one structlog line per event."""
+    """The default observer: one structlog line per event, but none per rejected call."""
+    if event.name == BREAKER_REJECTED or getattr(event, "error_type", None) == _OPEN_BREAKER:
+        return
     if isinstance(event, FellBack) and event.programming_error:
         _logger.error(event.name, **event.fields(), hint="a bug was hidden by a safe default")
     elif event.name in _WARNINGS:

@@ -8,7 +8,7 @@ import pytest
 import structlog
 from tenacity import wait_fixed
 
-from resilience import add_observer, remove_observer, retry, safe_default
+from resilience import add_observer, circuit_breaker, remove_observer, retry, safe_default
 from resilience import events as ev
 from resilience.testing import EventCapture, ScriptedBackend, fail, ok
 
@@ -91,3 +91,17 @@ async def test_events_follow_the_call_in_order() -> None:
         ev.RETRY_GAVE_UP,
         ev.FELL_BACK,
     ]
+
+
+async def test_calls_turned_away_by_an_open_breaker_reach_observers_but_not_the_log() -> None:
+    backend = ScriptedBackend([fail(ConnectionError())])
+    guarded = safe_default(None)(circuit_breaker(name="quiet", failure_threshold=1)(backend))
+    with structlog.testing.capture_logs() as logs, EventCapture() as events:
+        for _ in range(5):
+            await guarded()
+    logged = [line["event"] for line in logs]
+    assert logged.count(ev.BREAKER_STATE_CHANGED) == 1
+    assert logged.count(ev.FELL_BACK) == 1  # the failure that opened it, not the rejections
+    assert ev.BREAKER_REJECTED not in logged
+    assert events.names().count(ev.BREAKER_REJECTED) == 4
+    assert events.names().count(ev.FELL_BACK) == 5
