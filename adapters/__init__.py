@@ -1,7 +1,8 @@
 """Backend adapters the resilience policies wrap: a generic proxy and concrete backends.
 
-``adapters.http`` needs httpx (the ``http`` extra) and is imported on its own, so the
-rest of the package works without it.
+``adapters.http`` needs httpx (the ``http`` extra) and ``adapters.langgraph`` needs
+langgraph (the ``langgraph`` extra); each is imported on its own, so the rest of the
+package works without them.
 """
 
 from adapters.protocols import (
