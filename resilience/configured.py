@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from resilience.adaptive import adaptive_deadline
 from resilience.breaker import circuit_breaker
+from resilience.bulkhead import bulkhead
 from resilience.pipeline import Pipeline, Policy, compose
 from resilience.retry import retry
 from resilience.timeout import timeout
@@ -15,8 +16,21 @@ if TYPE_CHECKING:
 
 
 def build_pipeline(backend: str, s: PolicySettings) -> Pipeline:
-    """Retry -> circuit breaker -> timeout or adaptive deadline, bound to ``backend``."""
+    """Bulkhead -> retry -> circuit breaker -> timeout or adaptive deadline, bound to ``backend``.
+
+    The bulkhead is outermost so a call holds one slot for all its attempts: retries of a
+    struggling backend cannot multiply its load past ``max_concurrency``.
+    """
     policies: list[Policy] = []
+    if s.max_concurrency is not None:
+        policies.append(
+            bulkhead(
+                s.max_concurrency,
+                queue_size=s.queue_size,
+                queue_timeout_s=s.queue_timeout_s,
+                name=backend,
+            )
+        )
     if s.retry_attempts > 1:
         policies.append(
             retry(
