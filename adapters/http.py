@@ -121,7 +121,7 @@ class HttpBackend:
             idempotent = request.method in IDEMPOTENT_METHODS or IDEMPOTENCY_KEY in request.headers
         pipeline: Pipeline = self._pipeline if idempotent else self._once
         attempt = functools.partial(self._attempt, request, retryable=idempotent)
-        return await pipeline.execute(attempt, CallContext(self.backend))
+        return await pipeline.run(attempt, CallContext(self.backend))
 
     async def request(
         self,

@@ -256,7 +256,7 @@ class CircuitBreakerPolicy(Policy):
         loop = asyncio.get_running_loop()
         ticket = breaker.generation if breaker.is_closed else breaker.admit(loop.time())
         try:
-            result = await call()
+            result = await call(ctx)
         except Exception as exc:
             if is_programming_error(exc):
                 breaker.record_neutral(ticket)

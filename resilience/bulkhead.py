@@ -199,7 +199,7 @@ class BulkheadPolicy(Policy):
         else:
             await bulkhead.acquire(priority_var.get())
         try:
-            return await call()
+            return await call(ctx)
         finally:
             bulkhead.release()
 

@@ -51,7 +51,7 @@ class SafeDefault(Policy, Generic[D]):
     @override
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
         try:
-            return await call()
+            return await call(ctx)
         except self._on as exc:
             bug = is_programming_error(exc)
             events.emit(events.FellBack(ctx.backend, type(exc).__name__, bug))

@@ -64,7 +64,7 @@ class RetryPolicy(Policy):
         loop = asyncio.get_running_loop()
         started = loop.time() if self._timed else 0.0
         try:
-            return await call()
+            return await call(ctx)
         except Exception as exc:
             if self._final(exc, ctx):
                 raise
@@ -107,7 +107,7 @@ class RetryPolicy(Policy):
             await asyncio.sleep(delay)
             ctx.attempt += 1
             try:
-                return await call()
+                return await call(ctx)
             except Exception as exc:
                 if self._final(exc, ctx):
                     raise

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import threading
 from typing import TypeVar
 
 from typing_extensions import override
@@ -24,6 +26,21 @@ def check_seconds(name: str, value: float) -> float:
     ):
         raise ValueError(f"{name} must be a positive finite number of seconds, got {value!r}")
     return float(value)
+
+
+class _QuietContext(threading.local):
+    """One empty ``contextvars.Context`` per thread for the expiry callbacks.
+
+    The callback only cancels a task, so it needs no copy of the caller's context; by
+    default ``call_at`` copies it for every attempt, one more object per call in flight.
+    Per thread, because a context cannot be entered by two running loops at once.
+    """
+
+    def __init__(self) -> None:
+        self.context = contextvars.Context()
+
+
+_quiet = _QuietContext()
 
 
 class _Expiry:
@@ -61,9 +78,9 @@ async def run_with_limit(
         raise RuntimeError("resilience timeouts must run inside an asyncio task")
     expiry = _Expiry(task)
     cancelling = task.cancelling()
-    handle = loop.call_at(at, expiry)
+    handle = loop.call_at(at, expiry, context=_quiet.context)
     try:
-        result = await call()
+        result = await call(ctx)
     except asyncio.CancelledError as exc:
         # Ours when no other cancellation is pending, or when the only other one is the
         # enclosing deadline block's, fired at the same instant as this budget-bound limit.

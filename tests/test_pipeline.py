@@ -156,7 +156,7 @@ async def test_stacking_fuses_into_one_pipeline_with_the_inner_backend_name() ->
     class Spy(resilience.Policy):
         async def execute(self, call, ctx: CallContext):
             seen.append(ctx.backend)
-            return await call()
+            return await call(ctx)
 
     inner = compose(Spy(), backend="rag")(ScriptedBackend([ok(1)]))
     outer = Spy()(inner)
@@ -177,3 +177,36 @@ def test_public_names_are_sorted_and_complete() -> None:
     exported = {name for name in dir(resilience) if not name.startswith("_")}
     modules = {name for name in exported if inspect.ismodule(getattr(resilience, name))}
     assert set(resilience.__all__) == exported - modules
+
+
+async def test_run_takes_a_zero_argument_call_for_runners() -> None:
+    backend = ScriptedBackend([fail(ConnectionError()), ok("second")])
+    pipeline = compose(retry(wait=wait_fixed(1)), timeout(2)).bind("rag")
+    assert await pipeline.run(backend, CallContext("rag")) == "second"
+    assert backend.call_times == [0.0, 1.0]
+    assert await timeout(1).run(ScriptedBackend([ok(3)]), CallContext("x")) == 3
+
+
+def test_nested_pipelines_are_spliced_in_place() -> None:
+    inner = compose(retry(), timeout(1))
+    outer = compose(safe_default(None), inner)
+    assert outer.policies == (outer.policies[0], *inner.policies)
+
+
+async def test_a_context_without_a_function_is_an_error() -> None:
+    with pytest.raises(RuntimeError, match="no function"):
+        await compose(timeout(1)).execute(resilience.pipeline.invoke, CallContext("x"))
+
+
+async def test_each_call_gets_its_own_context_and_arguments() -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def echo(word: str, *, times: int) -> str:
+        await asyncio.sleep(times)
+        seen.append((word, times))
+        return word * times
+
+    guarded = compose(retry(), timeout(5))(echo)
+    results = await asyncio.gather(guarded("a", times=2), guarded("b", times=1))
+    assert results == ["aa", "b"]
+    assert seen == [("b", 1), ("a", 2)]

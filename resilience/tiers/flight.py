@@ -92,7 +92,7 @@ async def run_one(
             run.value = await (task.call(run.state) if task.direct else task.invoke(run.state))
         else:
             run.ctx = ctx = CallContext(task.backend)
-            run.value = await policy.execute(run.call, ctx)
+            run.value = await policy.run(run.call, ctx)
     except asyncio.CancelledError as exc:
         current = asyncio.current_task()
         if current is None or current.cancelling() > baseline:
