@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import aiobreaker
 from typing_extensions import override
@@ -119,17 +119,14 @@ class Breaker:
         state = self._storage.state
         if state is CLOSED:
             return self._generation
-        if state is OPEN:
-            reopen_at = self._opened_at + self.reset_timeout_s
-            if now < reopen_at:
-                self._reject(reopen_at - now)
+        wait = self.rejection(now)
+        if wait is not None:
+            self._reject(wait)
+        if state is OPEN:  # the reset timeout has passed
             self._move(HALF_OPEN)
-        if len(self._trials) >= self.half_open_max_calls:
-            oldest = min(trial.started for trial in self._trials)
-            if now - oldest >= self.reset_timeout_s:  # a hung trial: count it as failed
-                self._move(OPEN, now)
-                self._reject(self.reset_timeout_s)
-            self._reject(oldest + self.reset_timeout_s - now)
+        elif len(self._trials) >= self.half_open_max_calls:  # a hung trial's lease ran out
+            self._move(OPEN, now)  # count it as failed
+            self._reject(self.reset_timeout_s)
         trial = _Trial(self._generation, now)
         self._trials.append(trial)
         return trial
@@ -143,6 +140,27 @@ class Breaker:
     def generation(self) -> int:
         """Ticket of a call admitted while closed; changes on every transition."""
         return self._generation
+
+    def rejection(self, now: float) -> float | None:
+        """Seconds until a call may pass, if one would be turned away now; else ``None``.
+
+        Changes nothing: ``None`` also when admitting would first need a transition
+        (the reset timeout passed, or a hung trial's lease ran out).
+        """
+        state = self._storage.state
+        if state is OPEN:
+            reopen_at = self._opened_at + self.reset_timeout_s
+            return reopen_at - now if now < reopen_at else None
+        if state is HALF_OPEN and len(self._trials) >= self.half_open_max_calls:
+            lease_ends = min(trial.started for trial in self._trials) + self.reset_timeout_s
+            return lease_ends - now if now < lease_ends else None
+        return None
+
+    def report_rejection(self, retry_after_s: float) -> float:
+        """Report a call turned away; returns the (non-negative) seconds until a retry."""
+        retry_after_s = max(retry_after_s, 0.0)
+        events.emit(events.BreakerRejected(self.name, retry_after_s))
+        return retry_after_s
 
     def record_success(self, ticket: _Trial | int) -> None:
         """A call admitted with ``ticket`` returned."""
@@ -192,10 +210,8 @@ class Breaker:
         else:
             self._aio.close()
 
-    def _reject(self, retry_after_s: float) -> None:
-        retry_after_s = max(retry_after_s, 0.0)
-        events.emit(events.BreakerRejected(self.name, retry_after_s))
-        raise CircuitOpenError(self.name, retry_after_s)
+    def _reject(self, retry_after_s: float) -> NoReturn:
+        raise CircuitOpenError(self.name, self.report_rejection(retry_after_s))
 
 
 _breakers: dict[str, Breaker] = {}

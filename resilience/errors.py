@@ -60,6 +60,7 @@ class DefaultFactoryError(ResilienceError):
             f"{type(factory_error).__name__}: {factory_error}{replacing}"
         )
         self.backend = backend
+        self.factory = factory
         #: What the factory raised; the call's own failure is chained as ``__cause__``.
         self.factory_error = factory_error
         self.original = original

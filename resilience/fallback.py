@@ -53,9 +53,17 @@ class SafeDefault(Policy, Generic[D]):
         try:
             return await call(ctx)
         except self._on as exc:
-            bug = is_programming_error(exc)
-            events.emit(events.FellBack(ctx.backend, type(exc).__name__, bug))
-            return cast("T", self.make_default(ctx.backend, exc))
+            return cast("T", self.replace(exc, ctx.backend))
+
+    def catches(self, kind: type[Exception]) -> bool:
+        """Whether a failure of this type is replaced by the default."""
+        return issubclass(kind, self._on)
+
+    def replace(self, failure: Exception, backend: str) -> D:
+        """Report ``failure`` and return the default that stands in for the result."""
+        bug = is_programming_error(failure)
+        events.emit(events.FellBack(backend, type(failure).__name__, programming_error=bug))
+        return self.make_default(backend, failure)
 
     @override
     def __call__(  # type: ignore[override]  # the default widens the result type

@@ -147,10 +147,18 @@ class Pipeline(Policy):
                 "(use 'async def', or run blocking code with asyncio.to_thread)"
             )
         backend = self.backend or getattr(fn, "__qualname__", None) or type(fn).__qualname__
-        entry = self.bind(backend)._entry  # noqa: SLF001 - the bound copy's prebuilt chain
+        bound = self.bind(backend)
+        entry = bound._entry  # noqa: SLF001 - the bound copy's prebuilt chain
+        from resilience.shortcut import PASS, OpenBreakerShortcut  # noqa: PLC0415 - cycle
+
+        shortcut = OpenBreakerShortcut.find(bound.policies)
 
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            if shortcut is not None and not shortcut.closed:
+                default = shortcut.refuse(backend)
+                if default is not PASS:
+                    return default  # type: ignore[return-value]  # the safe default's value
             result: T = await entry(CallContext(backend, fn, args, kwargs))
             return result
 
