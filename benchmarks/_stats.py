@@ -6,18 +6,20 @@ same rule the adaptive deadline uses, so a reported p99 is always an observed la
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import math
 import random
 import statistics
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resilience import events
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
-    from pathlib import Path
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
 #: One seed for every simulated scenario: the figures are the same on every run.
 SEED = 20240611
@@ -188,3 +190,19 @@ def cdf_points(values: Sequence[float]) -> tuple[list[float], list[float]]:
     ordered = sorted(values)
     n = len(ordered)
     return ordered, [(i + 1) / n for i in range(n)]
+
+
+def scenario_main(
+    doc: str | None, run: Callable[..., dict[str, Any]], argv: list[str] | None
+) -> int:
+    """Run one scenario alone and print its table: every scenario module's ``main``."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args(argv)
+    result = run(args.out, quick=args.quick)
+    print(result["table"])
+    for target in result["targets"]:
+        print(" | ".join(target.row()))
+    print(json.dumps({"plots": result["plots"], "wall_s": round(result["wall_s"], 1)}))
+    return 0

@@ -23,14 +23,11 @@ How
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import math
 import random
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from _stats import (
@@ -43,6 +40,7 @@ from _stats import (
     pyplot,
     quiet_events,
     save,
+    scenario_main,
     seeded,
     table,
 )
@@ -53,6 +51,7 @@ from resilience.testing import reset_state, run_simulated
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from resilience import AdaptiveDeadline, Pipeline
 
@@ -313,16 +312,7 @@ def _plot(outcomes: dict[str, list[tuple[float, bool]]], f: dict[str, Any], out_
 
 def main(argv: list[str] | None = None) -> int:
     """Run the scenario alone and print its table."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    args = parser.parse_args(argv)
-    result = run(args.out, quick=args.quick)
-    print(result["table"])
-    for target in result["targets"]:
-        print(" | ".join(target.row()))
-    print(json.dumps({"plots": result["plots"], "wall_s": round(result["wall_s"], 1)}))
-    return 0
+    return scenario_main(__doc__, run, argv)
 
 
 if __name__ == "__main__":

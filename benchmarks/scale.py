@@ -27,24 +27,22 @@ How
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import itertools
-import json
 import statistics
 import time
 import tracemalloc
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _stats import Target, fmt, pyplot, quiet_events, save, table
+from _stats import Target, fmt, pyplot, quiet_events, save, scenario_main, table
 
 from resilience import circuit_breaker, compose, retry, safe_default, timeout
 from resilience.testing import reset_state
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
+    from pathlib import Path
 
 NAME = "scale"
 TITLE = "Scale: concurrent calls through one policy stack (real time)"
@@ -278,16 +276,7 @@ def _plot(measured: dict[str, dict[int, dict[str, float]]], out_dir: Path) -> st
 
 def main(argv: list[str] | None = None) -> int:
     """Run the scenario alone and print its table."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    args = parser.parse_args(argv)
-    result = run(args.out, quick=args.quick)
-    print(result["table"])
-    for target in result["targets"]:
-        print(" | ".join(target.row()))
-    print(json.dumps({"plots": result["plots"], "wall_s": round(result["wall_s"], 1)}))
-    return 0
+    return scenario_main(__doc__, run, argv)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,10 @@ How
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import random
 import statistics
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from _stats import (
@@ -41,6 +38,7 @@ from _stats import (
     pyplot,
     quiet_events,
     save,
+    scenario_main,
     seeded,
     table,
 )
@@ -59,6 +57,7 @@ from resilience.tiers import Task, Tier
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
 NAME = "tier_speedup"
 TITLE = "Tier speedup (simulated time, plus a real-time check)"
@@ -274,16 +273,7 @@ def _plot(sim: list[dict[str, float]], real: list[dict[str, float]], out_dir: Pa
 
 def main(argv: list[str] | None = None) -> int:
     """Run the scenario alone and print its table."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    args = parser.parse_args(argv)
-    result = run(args.out, quick=args.quick)
-    print(result["table"])
-    for target in result["targets"]:
-        print(" | ".join(target.row()))
-    print(json.dumps({"plots": result["plots"], "wall_s": round(result["wall_s"], 1)}))
-    return 0
+    return scenario_main(__doc__, run, argv)
 
 
 if __name__ == "__main__":
