@@ -12,6 +12,7 @@ import json
 import math
 import random
 import statistics
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from resilience import events
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 
 #: One seed for every simulated scenario: the figures are the same on every run.
 SEED = 20240611
@@ -142,6 +143,24 @@ def quiet_events() -> Iterator[None]:
     finally:
         if removed:
             events.add_observer(events.log_event)
+
+
+@contextlib.contextmanager
+def observers(*, enabled: bool) -> Iterator[None]:
+    """With the default structlog observer as users have it, or without it."""
+    if enabled:
+        yield
+        return
+    with quiet_events():
+        yield
+
+
+async def time_batch(call: Callable[[], Awaitable[object]], batch: int) -> int:
+    """Nanoseconds for ``batch`` awaited calls, back to back in one coroutine."""
+    started = time.perf_counter_ns()
+    for _ in range(batch):
+        await call()
+    return time.perf_counter_ns() - started
 
 
 @contextlib.contextmanager

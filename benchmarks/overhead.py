@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import itertools
 import json
@@ -69,11 +68,12 @@ import aiobreaker
 import stamina
 import structlog
 import tenacity
+from _stats import observers, time_batch
 
-from resilience import adaptive_deadline, circuit_breaker, events, retry, safe_default, timeout
+from resilience import adaptive_deadline, circuit_breaker, retry, safe_default, timeout
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
 DEFAULT_ROUNDS = 150
 DEFAULT_BATCH = 2000
@@ -277,36 +277,16 @@ def configure_logging() -> None:
     )
 
 
-@contextlib.contextmanager
-def _observers(*, enabled: bool) -> Iterator[None]:
-    if enabled:
-        yield
-        return
-    events.remove_observer(events.log_event)
-    try:
-        yield
-    finally:
-        events.add_observer(events.log_event)
-
-
 async def _prepare(variants: list[Variant]) -> None:
     """Trip the breakers of the rejection rows once, then check every variant's answer."""
     for variant in variants:
         if variant.backend_calls is not None and not variant.backend_calls:
             await variant.call()
     for variant in variants:
-        with _observers(enabled=variant.observers):
+        with observers(enabled=variant.observers):
             result = await variant.call()
         if result != variant.expected:
             raise RuntimeError(f"{variant.key} returned {result!r}, not {variant.expected!r}")
-
-
-async def _time_batch(call: Callable[[], Awaitable[object]], batch: int) -> int:
-    calls = range(batch)
-    started = time.perf_counter_ns()
-    for _ in calls:
-        await call()
-    return time.perf_counter_ns() - started
 
 
 async def measure(
@@ -319,8 +299,8 @@ async def measure(
     for round_no in range(warmup + rounds):
         start = round_no % len(variants)
         for variant in variants[start:] + variants[:start]:
-            with _observers(enabled=variant.observers):
-                elapsed = await _time_batch(variant.call, batch)
+            with observers(enabled=variant.observers):
+                elapsed = await time_batch(variant.call, batch)
             if round_no >= warmup:
                 samples[variant.key].append(elapsed / batch)
             await asyncio.sleep(0)

@@ -34,22 +34,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import logging
 import statistics
 import sys
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from _stats import observers, time_batch
 
-from resilience import ResilienceSettings, compose, events
+from resilience import ResilienceSettings, compose
 from resilience.tiers import Task, Tier
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator
+    from collections.abc import Awaitable, Callable
 
 TARGET = 1.5
 GATHER = "gather"
@@ -91,25 +90,6 @@ class Variant:
     observers: bool
 
 
-@contextlib.contextmanager
-def _observers(*, enabled: bool) -> Iterator[None]:
-    if enabled:
-        yield
-        return
-    events.remove_observer(events.log_event)
-    try:
-        yield
-    finally:
-        events.add_observer(events.log_event)
-
-
-async def _time_batch(call: Callable[[], Awaitable[object]], batch: int) -> int:
-    started = time.perf_counter_ns()
-    for _ in range(batch):
-        await call()
-    return time.perf_counter_ns() - started
-
-
 async def measure(rounds: int, batch: int, warmup: int) -> dict[str, list[float]]:
     """Per-call nanoseconds of every variant, one sample each per round, interleaved."""
     tier = build_tier()
@@ -135,8 +115,8 @@ async def measure(rounds: int, batch: int, warmup: int) -> dict[str, list[float]
     for round_no in range(warmup + rounds):
         start = round_no % len(variants)
         for variant in variants[start:] + variants[:start]:
-            with _observers(enabled=variant.observers):
-                elapsed = await _time_batch(variant.call, batch)
+            with observers(enabled=variant.observers):
+                elapsed = await time_batch(variant.call, batch)
             if round_no >= warmup:
                 samples[variant.key].append(elapsed / batch)
             await asyncio.sleep(0)

@@ -59,3 +59,27 @@ def test_overhead_benchmark_quick_run_produces_every_row(tmp_path):
             assert isinstance(target["passed"], bool)
             verdict = "PASS" if target["passed"] else "MISS"
             assert f"| {verdict} |" in done.stdout
+
+
+def test_tier_overhead_benchmark_quick_run_prints_both_medians_and_the_ratio():
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "tier_overhead.py"),
+            "--rounds",
+            "3",
+            "--batch",
+            "20",
+            "--warmup",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode in {0, 1}, done.stderr  # 1: the target missed at these tiny sizes
+    assert "bare asyncio.gather" in done.stdout
+    assert "Tier.run, runner alone" in done.stdout
+    assert "ratio runner / gather" in done.stdout
