@@ -21,7 +21,7 @@ class deadline:  # noqa: N801 - used like a function: ``async with deadline(2):`
     cancellation that arrives first stays a cancellation.
     """
 
-    __slots__ = ("_cancelling", "_scope", "_seconds", "_task", "_token", "at")
+    __slots__ = ("_entered", "_scope", "_seconds", "_token", "at")
 
     def __init__(self, seconds: float) -> None:
         if not 0 < seconds < float("inf"):
@@ -29,19 +29,16 @@ class deadline:  # noqa: N801 - used like a function: ``async with deadline(2):`
         self._seconds = seconds
         self._scope: asyncio.Timeout | None = None
         self._token: Token[deadline | None] | None = None
-        self._task: asyncio.Task[object] | None = None
-        self._cancelling = 0
+        self._entered = 0.0
         #: Absolute loop time the block must finish by (set when entered).
         self.at = float("inf")
 
     async def __aenter__(self) -> Self:
-        now = asyncio.get_running_loop().time()
+        now = self._entered = asyncio.get_running_loop().time()
         self.at = now + self._seconds
         parent = _budget.get()
         if parent is not None and parent.at < self.at:
             self.at = parent.at
-        self._task = asyncio.current_task()
-        self._cancelling = self._task.cancelling() if self._task else 0
         self._token = _budget.set(self)
         self._scope = asyncio.timeout_at(self.at)
         await self._scope.__aenter__()
@@ -59,7 +56,7 @@ class deadline:  # noqa: N801 - used like a function: ``async with deadline(2):`
         try:
             await self._scope.__aexit__(exc_type, exc, tb)
         except TimeoutError as timeout:
-            raise DeadlineExceeded("deadline", self._seconds, budget=True) from timeout
+            raise DeadlineExceeded(None, self.at - self._entered, budget=True) from timeout
 
     @property
     def expires_at(self) -> float:
@@ -67,21 +64,6 @@ class deadline:  # noqa: N801 - used like a function: ``async with deadline(2):`
         if self._scope is None:
             raise RuntimeError("deadline has not been entered")
         return self.at
-
-    def owns_pending_cancel(self) -> bool:
-        """Whether the current task's only pending cancellation is this block's expiry.
-
-        A timeout bound by this budget fires at the same instant as the block; it may then
-        report the expiry as its own without hiding an outside cancellation.
-        """
-        task = asyncio.current_task()
-        return (
-            self._scope is not None
-            and self._scope.expired()
-            and task is self._task
-            and task is not None
-            and task.cancelling() == self._cancelling + 1
-        )
 
 
 # The innermost budget of the current call chain. A ContextVar, so tasks started inside

@@ -13,9 +13,10 @@ class DeadlineExceeded(ResilienceError, TimeoutError):  # noqa: N818 - public na
     Also a :class:`TimeoutError`, so existing ``except TimeoutError`` clauses keep working.
     """
 
-    def __init__(self, backend: str, limit_s: float, *, budget: bool = False) -> None:
+    def __init__(self, backend: str | None, limit_s: float, *, budget: bool = False) -> None:
         what = "deadline budget" if budget else "limit"
-        super().__init__(f"backend {backend!r} exceeded its {what} of {limit_s:.6g} s")
+        who = "a deadline block" if backend is None else f"backend {backend!r}"
+        super().__init__(f"{who} exceeded its {what} of {limit_s:.6g} s")
         self.backend = backend
         self.limit_s = limit_s
         self.budget = budget

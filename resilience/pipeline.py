@@ -146,7 +146,7 @@ class Pipeline(Policy):
                 f"resilience policies wrap async functions; {fn!r} is not an async callable "
                 "(use 'async def', or run blocking code with asyncio.to_thread)"
             )
-        backend = self.backend or getattr(fn, "__qualname__", None) or type(fn).__qualname__
+        backend = self.backend or default_backend_name(fn)
         bound = self.bind(backend)
         entry = bound._entry  # noqa: SLF001 - the bound copy's prebuilt chain
         from resilience.shortcut import PASS, OpenBreakerShortcut  # noqa: PLC0415 - cycle
@@ -164,6 +164,18 @@ class Pipeline(Policy):
 
         _wrapped[wrapper] = (Pipeline(self.policies, self.backend), fn)
         return wrapper
+
+
+def default_backend_name(fn: object) -> str:
+    """``module.qualname`` of a function, or of a callable object's class.
+
+    Qualified by module, so two ``fetch`` functions in different modules do not share a
+    breaker; name the backend (``compose(..., backend="rag")``) to share one on purpose.
+    """
+    named = fn if hasattr(fn, "__qualname__") else type(fn)
+    module = getattr(named, "__module__", None)
+    qualname = getattr(named, "__qualname__", repr(named))
+    return f"{module}.{qualname}" if module else qualname
 
 
 def _chain(policies: tuple[Policy, ...], last: Call[Any]) -> Call[Any]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from typing_extensions import override
 
 from resilience import events
-from resilience.deadline import current_budget, deadline
+from resilience.deadline import current_deadline
 from resilience.errors import DeadlineExceeded
 from resilience.pipeline import Call, CallContext, Policy
 
@@ -74,8 +74,7 @@ async def run_with_limit(
     half as much, and this sits on every backend call.
     """
     loop = asyncio.get_running_loop()
-    at, budget = _attempt_end(ctx, limit_s, loop.time() if now is None else now)
-    by_budget = budget is not None
+    at, by_budget = _attempt_end(ctx, limit_s, loop.time() if now is None else now)
     task = asyncio.current_task(loop)
     if task is None:
         raise RuntimeError("resilience timeouts must run inside an asyncio task")
@@ -85,11 +84,10 @@ async def run_with_limit(
     try:
         result = await call(ctx)
     except asyncio.CancelledError as exc:
-        # Ours when no other cancellation is pending, or when the only other one is the
-        # enclosing deadline block's, fired at the same instant as this budget-bound limit.
-        if expiry.fired and (
-            task.uncancel() <= cancelling or (budget is not None and budget.owns_pending_cancel())
-        ):
+        # Ours only when no other cancellation is pending. When an enclosing deadline
+        # block fired at the same instant, its cancellation goes on to the block (which
+        # raises DeadlineExceeded), so everything else inside the block stops too.
+        if expiry.fired and task.uncancel() <= cancelling:
             raise _expired(ctx, limit_s, by_budget=by_budget) from exc
         raise
     except Exception as exc:
@@ -105,15 +103,15 @@ async def run_with_limit(
     return result
 
 
-def _attempt_end(ctx: CallContext, limit_s: float, now: float) -> tuple[float, deadline | None]:
-    """When this attempt must end, and the caller's budget if that is what binds it."""
+def _attempt_end(ctx: CallContext, limit_s: float, now: float) -> tuple[float, bool]:
+    """When this attempt must end, and whether the caller's budget is what binds it."""
     at = now + limit_s
-    budget = current_budget()
-    if budget is None or budget.at >= at:
-        return at, None
-    if budget.at <= now:  # no attempt starts once the budget is spent
+    budget = current_deadline()
+    if budget is None or budget > at:
+        return at, False
+    if budget <= now:  # no attempt starts once the budget is spent
         raise _expired(ctx, limit_s, by_budget=True)
-    return budget.at, budget
+    return budget, True
 
 
 def _expired(ctx: CallContext, limit_s: float, *, by_budget: bool) -> DeadlineExceeded:

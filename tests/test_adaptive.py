@@ -9,6 +9,9 @@ from resilience.adaptive import LatencyWindow
 from resilience.events import AdaptiveDeadlineMoved, TimedOut
 from resilience.testing import EventCapture, ScriptedBackend, hang, now, ok
 
+#: The backend name a ScriptedBackend gets when nothing names it.
+SCRIPTED = "resilience.testing.faults.ScriptedBackend"
+
 
 async def test_uses_the_initial_value_until_enough_samples() -> None:
     policy = adaptive_deadline(initial_s=2.0, min_samples=5, window_size=10)
@@ -33,7 +36,7 @@ async def test_learns_quantile_times_multiplier_and_reports_the_move() -> None:
     with EventCapture() as events:
         for _ in latencies:
             await guarded()
-        bound = policy.bind("ScriptedBackend")
+        bound = policy.bind(SCRIPTED)
         assert bound.current_s == pytest.approx(0.3)  # p99 (rank 99 of 100) = 0.1, x3
         start = now()
         with pytest.raises(DeadlineExceeded):

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from tenacity import wait_exponential
 
-from resilience import DeadlineExceeded, deadline, retry, timeout
+from resilience import DeadlineExceeded, deadline, retry, safe_default, timeout
 from resilience.deadline import current_deadline, remaining
 from resilience.events import RetryGaveUp, TimedOut
 from resilience.testing import EventCapture, ScriptedBackend, fail, hang, now, ok
@@ -33,15 +33,69 @@ async def test_nested_budgets_take_the_tightest() -> None:
         assert current_deadline() == 10.0
 
 
-async def test_attempt_gets_the_smaller_of_its_limit_and_the_remaining_budget() -> None:
+async def test_the_block_cuts_an_attempt_bound_by_its_budget_and_everything_after() -> None:
     backend = ScriptedBackend([hang()])
+    reached: list[str] = []
+
+    async def block() -> None:
+        async with deadline(2):
+            await safe_default("default")(timeout(5)(backend))()  # no default: cancelled
+            reached.append("after the call")
+            await asyncio.sleep(10)
+
+    with pytest.raises(DeadlineExceeded) as caught:
+        await block()
+    assert now() == 2.0
+    assert reached == []
+    assert caught.value.budget is True
+    assert caught.value.backend is None
+    assert "a deadline block exceeded its deadline budget of 2 s" in str(caught.value)
+    assert backend.cancelled == 1
+
+
+@pytest.mark.parametrize("seconds", [0.999, 1.0, 1.001])
+async def test_the_block_wins_whether_its_budget_ends_before_with_or_after_the_timeout(
+    seconds: float,
+) -> None:
+    backend = ScriptedBackend([hang()])
+
+    async def block() -> None:
+        async with deadline(seconds):
+            await timeout(1)(backend)()
+            await asyncio.sleep(10)
+
+    with pytest.raises(DeadlineExceeded) as caught:
+        await block()
+    if seconds > 1:  # the attempt's own limit came first; its error leaves the block
+        assert caught.value.backend == "resilience.testing.faults.ScriptedBackend"
+        assert now() == 1.0
+    else:
+        assert caught.value.backend is None
+        assert now() == seconds
+
+
+async def test_a_task_started_inside_is_cut_at_the_budget_by_its_own_timeout() -> None:
+    backend = ScriptedBackend([hang()])
+
+    async def child() -> object:
+        return await timeout(5)(backend)()
+
     with EventCapture() as events:
         async with deadline(2):
-            with pytest.raises(DeadlineExceeded) as caught:
-                await timeout(5)(backend)()
-    assert now() == 2.0
+            task = asyncio.create_task(child())
+        with pytest.raises(DeadlineExceeded) as caught:
+            await task
     assert caught.value.budget is True
+    assert now() == 2.0
     assert events.of(TimedOut)[0].budget is True
+
+
+async def test_nested_blocks_report_the_tighter_budget() -> None:
+    with pytest.raises(DeadlineExceeded) as caught:
+        async with deadline(0.5), deadline(5):
+            await asyncio.sleep(10)
+    assert now() == 0.5
+    assert caught.value.limit_s == 0.5
 
 
 async def test_block_that_overruns_raises_deadline_exceeded() -> None:

@@ -12,6 +12,9 @@ from resilience import add_observer, circuit_breaker, remove_observer, retry, sa
 from resilience import events as ev
 from resilience.testing import EventCapture, ScriptedBackend, fail, ok
 
+#: The backend name a ScriptedBackend gets when nothing names it.
+SCRIPTED = "resilience.testing.faults.ScriptedBackend"
+
 
 def test_event_names_are_stable() -> None:
     own = [cls for cls in ev.Event.__subclasses__() if cls.__module__ == ev.__name__]
@@ -66,7 +69,7 @@ async def test_default_observer_logs_with_structlog() -> None:
         {
             "event": ev.FELL_BACK,
             "log_level": "warning",
-            "backend": "ScriptedBackend",
+            "backend": SCRIPTED,
             "error_type": "ConnectionError",
             "programming_error": False,
         }

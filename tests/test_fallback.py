@@ -10,6 +10,9 @@ from resilience import DefaultFactoryError, safe_default
 from resilience.events import FellBack
 from resilience.testing import EventCapture, ScriptedBackend, fail, hang, ok
 
+#: The backend name a ScriptedBackend gets when nothing names it.
+SCRIPTED = "resilience.testing.faults.ScriptedBackend"
+
 
 async def test_success_passes_the_result_through() -> None:
     backend = ScriptedBackend([ok(["doc"])])
@@ -20,9 +23,7 @@ async def test_failure_returns_the_default_value_and_reports_it() -> None:
     backend = ScriptedBackend([fail(ConnectionError())])
     with EventCapture() as events:
         assert await safe_default("n/a")(backend)() == "n/a"
-    assert events.of(FellBack) == [
-        FellBack("ScriptedBackend", "ConnectionError", programming_error=False)
-    ]
+    assert events.of(FellBack) == [FellBack(SCRIPTED, "ConnectionError", programming_error=False)]
 
 
 async def test_factory_defaults_are_fresh_objects_each_failure() -> None:

@@ -10,6 +10,9 @@ from resilience import DeadlineExceeded, ResilienceError, timeout
 from resilience.events import TimedOut
 from resilience.testing import EventCapture, ScriptedBackend, hang, now, ok
 
+#: The backend name a ScriptedBackend gets when nothing names it.
+SCRIPTED = "resilience.testing.faults.ScriptedBackend"
+
 
 async def test_fast_call_returns_its_result() -> None:
     backend = ScriptedBackend([ok("done", after_s=4.999)])
@@ -26,9 +29,9 @@ async def test_slow_call_raises_deadline_exceeded_at_exactly_the_limit() -> None
     assert isinstance(caught.value, TimeoutError)
     assert isinstance(caught.value, ResilienceError)
     assert caught.value.limit_s == 5.0
-    assert caught.value.backend == "ScriptedBackend"
+    assert caught.value.backend == SCRIPTED
     assert "5 s" in str(caught.value)
-    assert events.of(TimedOut) == [TimedOut("ScriptedBackend", 1, 5.0, budget=False)]
+    assert events.of(TimedOut) == [TimedOut(SCRIPTED, 1, 5.0, budget=False)]
 
 
 async def test_timed_out_work_is_cancelled_and_awaited_before_the_error() -> None:
