@@ -114,13 +114,15 @@ class Bulkhead:
         try:
             async with scope:
                 await future
-        except BaseException:
+        except BaseException as exc:
             if future.done() and not future.cancelled():
                 self.release()  # the slot arrived as we gave up: hand it on
             elif entry in self._queue:  # not yet skipped by ``release``
                 self._queue.remove(entry)
                 heapq.heapify(self._queue)
-            if scope.expired():
+            # Only the queue's own timeout is a rejection; asyncio.timeout raises
+            # TimeoutError for it alone, so an outside cancellation stays a cancellation.
+            if isinstance(exc, TimeoutError) and scope.expired():
                 self._reject("queue_timeout", f"no slot within {self.queue_timeout_s:.6g} s")
             raise
 

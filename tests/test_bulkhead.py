@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from resilience import QueueFullError, ResilienceSettings, compose, policy_for
+from resilience import QueueFullError, ResilienceSettings, compose, policy_for, safe_default
 from resilience.bulkhead import (
     Bulkhead,
     BulkheadPolicy,
@@ -234,3 +234,20 @@ async def test_cancellation_while_holding_a_slot_releases_it() -> None:
     with pytest.raises(asyncio.CancelledError):
         await stuck
     assert await guarded() == "next"
+
+
+async def test_a_caller_cancelling_at_the_queue_timeout_stays_cancelled() -> None:
+    backend = ScriptedBackend([hang()])
+    call = safe_default("DEFAULT")(
+        bulkhead(1, queue_size=5, queue_timeout_s=1.0, name="bh")(backend)
+    )
+    holder = asyncio.create_task(call())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(call())
+    await asyncio.sleep(0)
+    asyncio.get_running_loop().call_at(1.0, waiter.cancel)  # the same instant as the timeout
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    holder.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await holder
