@@ -25,7 +25,7 @@ import aiobreaker
 from typing_extensions import override
 
 from resilience import events
-from resilience.errors import CircuitOpenError, is_programming_error
+from resilience.errors import CircuitOpenError, DeadlineExceeded, is_programming_error
 from resilience.pipeline import Call, CallContext, Policy
 from resilience.timeout import check_seconds
 
@@ -274,7 +274,7 @@ class CircuitBreakerPolicy(Policy):
         try:
             result = await call(ctx)
         except Exception as exc:
-            if is_programming_error(exc):
+            if is_programming_error(exc) or _out_of_budget(exc):
                 breaker.record_neutral(ticket)
             else:
                 breaker.record_failure(ticket, exc, loop.time())
@@ -284,6 +284,11 @@ class CircuitBreakerPolicy(Policy):
             raise
         breaker.record_success(ticket)
         return result
+
+
+def _out_of_budget(exc: Exception) -> bool:
+    """The caller's deadline ran out: that says nothing about the backend's health."""
+    return isinstance(exc, DeadlineExceeded) and exc.budget
 
 
 def circuit_breaker(

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from resilience import CircuitOpenError, circuit_breaker, timeout
+from resilience import CircuitOpenError, DeadlineExceeded, circuit_breaker, deadline, timeout
 from resilience.breaker import Breaker, shared_breaker
 from resilience.events import BreakerRejected, BreakerStateChanged
 from resilience.testing import EventCapture, ScriptedBackend, fail, hang, now, ok
@@ -268,3 +268,21 @@ def test_stale_outcomes_after_a_transition_are_ignored() -> None:
     assert breaker.state == "open"
     breaker.record_success(late_ticket)  # started before it opened: says nothing now
     assert breaker.state == "open"
+
+
+async def test_a_caller_out_of_budget_is_not_a_backend_failure() -> None:
+    backend = ScriptedBackend([ok("slow but fine", after_s=0.2)])
+    guarded = circuit_breaker(name="db", failure_threshold=1)(timeout(1)(backend))
+
+    async def late_caller(delay: float) -> object:
+        await asyncio.sleep(delay)  # a task that inherited a budget with little left
+        return await guarded()
+
+    for delay in (0.9, 1.5):  # 0.1 s left for a 0.2 s call; then none left at all
+        async with deadline(1):
+            task = asyncio.create_task(late_caller(delay))
+        with pytest.raises(DeadlineExceeded) as caught:
+            await task
+        assert caught.value.budget is True
+    assert shared_breaker("db", failure_threshold=1).state == "closed"
+    assert await guarded() == "slow but fine"
