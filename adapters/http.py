@@ -5,7 +5,8 @@ The adapter decides what the retry policy may retry, so the policy stays generic
 * connection failures, timeouts and the statuses in ``transient_statuses`` (429, 502,
   503, 504) raise :class:`HttpTransientError`, a :class:`TransientError` carrying the
   status and the server's ``Retry-After`` as ``retry_after_s``;
-* any other status >= 400 raises :class:`HttpError`, which is not retried;
+* any other status >= 400 raises :class:`HttpError`, which is not retried; a 4xx raises
+  its subclass :class:`HttpClientError`, which breakers count as a healthy answer;
 * a request that is not idempotent (``POST``, ``PATCH``, without an ``Idempotency-Key``
   header or ``idempotent=True``) runs through the pipeline without its retry policies
   and fails with :class:`HttpError` only, so neither this pipeline nor a caller's own
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Final, TypedDict, Unpack
 import httpx
 
 from adapters._pipelines import resolve_pipeline, without_retry
-from resilience.errors import ResilienceError, TransientError
+from resilience.errors import ClientError, ResilienceError, TransientError
 from resilience.pipeline import CallContext
 
 if TYPE_CHECKING:
@@ -73,6 +74,10 @@ class HttpError(ResilienceError):
         self.status = status
         self.retry_after_s = retry_after_s
         self.response = response
+
+
+class HttpClientError(HttpError, ClientError):
+    """A 4xx answer: the request is wrong and the backend is fine (breakers count a success)."""
 
 
 class HttpTransientError(HttpError, TransientError):
@@ -199,7 +204,7 @@ class HttpBackend:
         if status < 400:  # noqa: PLR2004 - the HTTP error boundary
             return response
         if status not in self._transient_statuses:
-            error, unsafe = HttpError, ""
+            error, unsafe = (HttpClientError if status < 500 else HttpError), ""  # noqa: PLR2004
         raise error(
             f"{method} {url} answered {status} {response.reason_phrase}{unsafe}",
             method=method,

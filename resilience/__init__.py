@@ -6,6 +6,7 @@ from resilience.bulkhead import Bulkhead, BulkheadPolicy, bulkhead, priority
 from resilience.deadline import deadline
 from resilience.errors import (
     CircuitOpenError,
+    ClientError,
     ConfigurationError,
     DeadlineExceeded,
     DefaultFactoryError,
@@ -29,6 +30,7 @@ __all__ = [
     "CallContext",
     "CircuitBreakerPolicy",
     "CircuitOpenError",
+    "ClientError",
     "ConfigurationError",
     "DeadlineExceeded",
     "DefaultFactoryError",

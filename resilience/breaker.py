@@ -25,7 +25,12 @@ import aiobreaker
 from typing_extensions import override
 
 from resilience import events
-from resilience.errors import CircuitOpenError, DeadlineExceeded, is_programming_error
+from resilience.errors import (
+    CircuitOpenError,
+    ClientError,
+    DeadlineExceeded,
+    is_programming_error,
+)
 from resilience.pipeline import Call, CallContext, Policy
 from resilience.timeout import check_seconds
 
@@ -90,7 +95,7 @@ class Breaker:
         self._aio = aiobreaker.CircuitBreaker(
             fail_max=failure_threshold,
             timeout_duration=timedelta(seconds=self.reset_timeout_s),
-            exclude=list(exclude),
+            exclude=[ClientError, *exclude],
             listeners=[_StateEvents(name)],
             name=name,
         )
@@ -303,7 +308,8 @@ def circuit_breaker(
 
     Breakers are shared by ``name`` (default: the backend name) within a process. While
     open, calls raise :class:`CircuitOpenError` with the seconds until a trial is allowed.
-    ``exclude`` lists errors that are a healthy backend's answer (not counted as failures).
+    ``exclude`` lists errors that are a healthy backend's answer (not counted as failures);
+    :class:`ClientError` always is.
     """
     settings = {
         "failure_threshold": failure_threshold,

@@ -77,6 +77,14 @@ class ConfigurationError(ResilienceError, ValueError):
         self.problems = problems
 
 
+class ClientError(ResilienceError):
+    """Raise (or subclass) this when the backend answered that the request is wrong.
+
+    An HTTP 4xx, say: the backend is up and said no. Not retried, and breakers count it
+    as the healthy answer it is, so a run of bad requests cannot open a breaker.
+    """
+
+
 class TransientError(ResilienceError):
     """Raise (or subclass) this to mark a failure as worth retrying.
 

@@ -8,7 +8,14 @@ import time
 
 import pytest
 
-from resilience import CircuitOpenError, DeadlineExceeded, circuit_breaker, deadline, timeout
+from resilience import (
+    CircuitOpenError,
+    ClientError,
+    DeadlineExceeded,
+    circuit_breaker,
+    deadline,
+    timeout,
+)
 from resilience.breaker import Breaker, shared_breaker
 from resilience.events import BreakerRejected, BreakerStateChanged
 from resilience.testing import EventCapture, ScriptedBackend, fail, hang, now, ok
@@ -286,3 +293,15 @@ async def test_a_caller_out_of_budget_is_not_a_backend_failure() -> None:
         assert caught.value.budget is True
     assert shared_breaker("db", failure_threshold=1).state == "closed"
     assert await guarded() == "slow but fine"
+
+
+async def test_client_errors_are_the_backend_answering_not_failing() -> None:
+    class BadRequestError(ClientError):
+        pass
+
+    backend = ScriptedBackend([fail(BadRequestError())])
+    guarded = circuit_breaker(name="b", failure_threshold=1)(backend)
+    for _ in range(3):
+        with pytest.raises(BadRequestError):
+            await guarded()
+    assert shared_breaker("b", failure_threshold=1).state == "closed"

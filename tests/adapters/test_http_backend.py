@@ -11,12 +11,21 @@ from tenacity import wait_fixed
 
 from adapters.http import (
     HttpBackend,
+    HttpClientError,
     HttpError,
     HttpTransientError,
     _describe,
     parse_retry_after,
 )
-from resilience import DeadlineExceeded, TransientError, compose, retry, timeout
+from resilience import (
+    CircuitOpenError,
+    DeadlineExceeded,
+    TransientError,
+    circuit_breaker,
+    compose,
+    retry,
+    timeout,
+)
 from resilience.events import RetryScheduled
 from resilience.testing import EventCapture, now
 
@@ -221,3 +230,22 @@ def test_a_cyclic_error_chain_is_described_without_looping():
     outer, inner = httpx.ReadError(""), httpx.ReadError("")
     outer.__cause__, inner.__cause__ = inner, outer
     assert _describe(outer) == "ReadError"
+
+
+@pytest.mark.parametrize(("status", "opens"), [(404, False), (422, False), (500, True)])
+async def test_client_errors_do_not_open_the_breaker_but_server_errors_do(
+    client, server, status, opens
+):
+    breaker = circuit_breaker(name=f"api-{status}", failure_threshold=3)
+    http = HttpBackend(client, backend="api", policy=compose(breaker, timeout(1.0)))
+    for _ in range(3):
+        server.reply(status)
+        with pytest.raises(HttpError) as caught:
+            await http.get("/items/9")
+        assert isinstance(caught.value, HttpClientError) is not opens
+    server.reply(200)
+    if opens:
+        with pytest.raises(CircuitOpenError):
+            await http.get("/items")
+    else:
+        assert (await http.get("/items")).status_code == 200
