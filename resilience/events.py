@@ -70,7 +70,10 @@ class RetryScheduled(Event):
 
 @dataclass(frozen=True, slots=True)
 class RetryGaveUp(Event):
-    """No more retries: ``reason`` is ``attempts``, ``total_time`` or ``deadline``."""
+    """No more retries: ``reason`` is ``attempts``, ``total_time``, ``deadline`` or ``hint``.
+
+    ``hint``: the server asked to wait longer than the retry policy's ``max_hint_s``.
+    """
 
     name: ClassVar[str] = RETRY_GAVE_UP
     attempt: int

@@ -42,12 +42,20 @@ RetryOn = tuple[type[Exception], ...] | Callable[[Exception], bool]
 class RetryPolicy(Policy):
     """Retry transient failures with exponential backoff and full jitter."""
 
-    __slots__ = ("_retry_on", "_stop", "_timed", "_wait")
+    __slots__ = ("_max_hint_s", "_retry_on", "_stop", "_timed", "_wait")
 
-    def __init__(self, *, wait: wait_base, stop: stop_base, retry_on: RetryOn) -> None:
+    def __init__(
+        self,
+        *,
+        wait: wait_base,
+        stop: stop_base,
+        retry_on: RetryOn,
+        max_hint_s: float = float("inf"),
+    ) -> None:
         self._wait = wait
         self._stop = stop
         self._retry_on = retry_on
+        self._max_hint_s = max_hint_s
         # Only a stop that looks at elapsed time needs the start read before attempt 1.
         self._timed = not all(isinstance(p, stop_after_attempt) for p in _stop_parts(stop))
 
@@ -96,6 +104,8 @@ class RetryPolicy(Policy):
                 reason = "attempts" if self._out_of_attempts(state) else "total_time"
             elif budget is not None and now + delay >= budget:
                 reason = "deadline"
+            elif hint is not None and hint > self._max_hint_s:
+                reason = "hint"  # the server asks for longer than this caller would wait
             if reason is not None:
                 events.emit(events.RetryGaveUp(ctx.backend, ctx.attempt, error_type, reason))
                 raise failure
@@ -140,13 +150,15 @@ def retry(
     retry_on: RetryOn = DEFAULT_TRANSIENT,
     wait: wait_base | None = None,
     stop: stop_base | None = None,
+    max_hint_s: float | None = None,
 ) -> RetryPolicy:
     """Retry transient failures.
 
     The schedule is tenacity's full-jitter exponential backoff (``initial_delay_s`` doubling
     up to ``max_delay_s``), stopping after ``attempts`` attempts or ``total_time_s``
     seconds; pass tenacity ``wait``/``stop`` strategies to replace either. A server hint
-    (``retry_after_s`` on the exception) replaces the computed delay. Never retries
+    (``retry_after_s`` on the exception) replaces the computed delay; a hint longer than
+    ``max_hint_s`` (default ``max_delay_s``) ends the retries instead. Never retries
     cancellation or programming errors; when it gives up it raises the last real error.
     """
     if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
@@ -164,4 +176,5 @@ def retry(
         stop = stop_after_attempt(attempts)
         if total_time_s is not None:
             stop = stop | stop_before_delay(check_seconds("total_time_s", total_time_s))
-    return RetryPolicy(wait=wait, stop=stop, retry_on=retry_on)
+    max_hint_s = check_seconds("max_hint_s", max_delay_s if max_hint_s is None else max_hint_s)
+    return RetryPolicy(wait=wait, stop=stop, retry_on=retry_on, max_hint_s=max_hint_s)

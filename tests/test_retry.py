@@ -111,6 +111,18 @@ async def test_retry_after_hint_replaces_the_computed_delay() -> None:
     assert events.of(RetryScheduled)[0].hinted is True
 
 
+async def test_a_hint_longer_than_the_caller_would_wait_ends_the_retries() -> None:
+    backend = ScriptedBackend([fail(TransientError("503", retry_after_s=86400.0)), ok("late")])
+    with EventCapture() as events, pytest.raises(TransientError):
+        await retry(max_delay_s=10)(backend)()
+    assert backend.call_count == 1
+    assert now() == 0.0
+    assert events.of(RetryGaveUp)[0].reason == "hint"
+    patient = ScriptedBackend([fail(TransientError("503", retry_after_s=60.0)), ok("late")])
+    assert await retry(max_delay_s=10, max_hint_s=120)(patient)() == "late"
+    assert patient.call_times == [0.0, 60.0]
+
+
 async def test_cancellation_during_a_call_is_not_retried() -> None:
     backend = ScriptedBackend([hang(), ok("never")])
     task = asyncio.create_task(retry()(backend)())
