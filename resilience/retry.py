@@ -19,6 +19,7 @@ from typing_extensions import override
 from resilience import events
 from resilience.deadline import current_deadline
 from resilience.errors import (
+    PROGRAMMING_ERRORS,
     CircuitOpenError,
     TransientError,
     is_programming_error,
@@ -58,6 +59,12 @@ class RetryPolicy(Policy):
         self._max_hint_s = max_hint_s
         # Only a stop that looks at elapsed time needs the start read before attempt 1.
         self._timed = not all(isinstance(p, stop_after_attempt) for p in _stop_parts(stop))
+
+    def may_retry(self, kind: type[Exception]) -> bool:
+        """Whether some error of type ``kind`` could be retried (``True`` for a predicate)."""
+        if issubclass(kind, PROGRAMMING_ERRORS):
+            return False
+        return not isinstance(self._retry_on, tuple) or issubclass(kind, self._retry_on)
 
     def is_retryable(self, exc: Exception) -> bool:
         """Transient by the configured rule, and never a programming error."""

@@ -45,11 +45,10 @@ class OpenBreakerShortcut:
         fallback = policies[0]
         if not fallback.catches(CircuitOpenError):
             return None
-        probe = CircuitOpenError("probe", 0.0)
         for policy in policies[1:]:
             if isinstance(policy, CircuitBreakerPolicy):
                 return cls(fallback, policy.breaker)
-            if not isinstance(policy, RetryPolicy) or policy.is_retryable(probe):
+            if not isinstance(policy, RetryPolicy) or policy.may_retry(CircuitOpenError):
                 return None
         return None
 

@@ -94,6 +94,7 @@ def test_found_for_the_canonical_order() -> None:
         (retry(), circuit_breaker()),  # no safe default outermost
         (safe_default(None, on=(ValueError,)), circuit_breaker()),  # would not catch it
         (safe_default(None), retry(retry_on=(CircuitOpenError,)), circuit_breaker()),
+        (safe_default(None), retry(retry_on=lambda _: False), circuit_breaker()),  # unknowable
         (safe_default(None), bulkhead(2), circuit_breaker()),  # the queue comes first
         (safe_default(None), retry(), timeout(1)),  # no breaker
         (),
