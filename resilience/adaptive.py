@@ -11,6 +11,7 @@ from typing import TypeVar
 from typing_extensions import override
 
 from resilience import events
+from resilience.errors import DeadlineExceeded
 from resilience.pipeline import Call, CallContext, Policy
 from resilience.timeout import check_seconds, run_with_limit
 
@@ -50,7 +51,11 @@ class LatencyWindow:
 
 
 class AdaptiveDeadline(Policy):
-    """A timeout of ``quantile(latencies) * multiplier`` clamped to ``[min_s, max_s]``."""
+    """A timeout of ``quantile(latencies) * multiplier`` clamped to ``[min_s, max_s]``.
+
+    Latencies are those of successful calls, plus the limit itself for each attempt it
+    cut short: a backend that slows down for good raises the limit again.
+    """
 
     __slots__ = (
         "_reported",
@@ -155,7 +160,16 @@ class AdaptiveDeadline(Policy):
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        result = await run_with_limit(call, ctx, self.current_s, started)
+        limit = self.current_s
+        try:
+            result = await run_with_limit(call, ctx, limit, started)
+        except DeadlineExceeded as exc:
+            if not exc.budget:
+                # The call took at least ``limit``: learning that (a censored sample) lets
+                # the limit grow again when the backend slows down for good; learning from
+                # successes alone would time every call out at the old limit forever.
+                self.observe(limit, ctx.backend)
+            raise
         self.observe(loop.time() - started, ctx.backend)
         return result
 

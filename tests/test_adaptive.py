@@ -100,3 +100,23 @@ def test_learned_value_is_shared_per_backend() -> None:
 def test_bad_options_fail_when_built(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         adaptive_deadline(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_backend_that_slows_down_for_good_is_not_locked_out() -> None:
+    policy = adaptive_deadline(min_s=0.05, max_s=5, initial_s=1, min_samples=20, window_size=100)
+    fast = [ok(1, after_s=0.01)] * 100
+    slow = ok(2, after_s=0.08)  # slower than the learned limit, still healthy
+    backend = ScriptedBackend(fast, then=slow)
+    guarded = policy(backend)
+    for _ in range(100):
+        await guarded()
+    assert policy.bind(SCRIPTED).current_s == 0.05
+    outcomes = []
+    for _ in range(60):
+        try:
+            outcomes.append(await guarded())
+        except DeadlineExceeded:
+            outcomes.append("timeout")
+    assert outcomes[0] == "timeout"
+    assert outcomes[-10:] == [2] * 10  # the limit grew past 0.08 s
+    assert policy.bind(SCRIPTED).current_s > 0.08
