@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import math
+import weakref
 from collections import deque
 from typing import TypeVar
 
@@ -131,7 +132,14 @@ class AdaptiveDeadline(Policy):
                 max_s=self.max_s, initial_s=self.initial_s, min_samples=self.min_samples,
                 window_size=self.window_size, min_change=self.min_change,
             )  # fmt: skip
+            _every_learned.add(found)
         return found
+
+    def reset(self) -> None:
+        """Forget the samples: back to ``initial_s``."""
+        self._window = LatencyWindow(self.window_size)
+        self.current_s = self._reported = self.initial_s
+        self._seen = 0
 
     @property
     def samples(self) -> int:
@@ -175,10 +183,13 @@ class AdaptiveDeadline(Policy):
 
 
 _learned: dict[tuple[object, ...], AdaptiveDeadline] = {}
+_every_learned: weakref.WeakSet[AdaptiveDeadline] = weakref.WeakSet()
 
 
 def reset_adaptive_deadlines() -> None:
-    """Forget every learned deadline."""
+    """Unlearn every learned deadline, in place too (decorated functions keep theirs)."""
+    for learned in list(_every_learned):
+        learned.reset()
     _learned.clear()
 
 

@@ -18,6 +18,7 @@ work. It falls short in three ways this module fixes:
 from __future__ import annotations
 
 import asyncio
+import weakref
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -136,6 +137,16 @@ class Breaker:
         self._trials.append(trial)
         return trial
 
+    def reset(self) -> None:
+        """Back to closed with no failures counted, quietly (no state-change event)."""
+        self._generation += 1
+        self._trials.clear()
+        self._trial_successes = 0
+        self._opened_at = 0.0
+        self._storage.state = CLOSED
+        self._storage.reset_counter()
+        self._aio._state = self._aio._create_new_state(CLOSED)  # noqa: SLF001 - no notify
+
     @property
     def is_closed(self) -> bool:
         """Whether calls pass freely (no clock read needed to admit them)."""
@@ -220,6 +231,9 @@ class Breaker:
 
 
 _breakers: dict[str, Breaker] = {}
+# Every shared breaker still in use, named or since forgotten by a reset: functions keep
+# the breaker they were decorated with.
+_every_breaker: weakref.WeakSet[Breaker] = weakref.WeakSet()
 
 
 def shared_breaker(name: str, **settings: Any) -> Breaker:  # noqa: ANN401 - Breaker's options
@@ -230,6 +244,7 @@ def shared_breaker(name: str, **settings: Any) -> Breaker:  # noqa: ANN401 - Bre
     """
     candidate = Breaker(name, **settings)
     existing = _breakers.setdefault(name, candidate)
+    _every_breaker.add(existing)
     if existing is not candidate and existing.settings != candidate.settings:
         raise ValueError(
             f"breaker {name!r} already exists with settings {existing.settings}, "
@@ -239,7 +254,12 @@ def shared_breaker(name: str, **settings: Any) -> Breaker:  # noqa: ANN401 - Bre
 
 
 def reset_breakers() -> None:
-    """Forget every shared breaker (tests start from closed breakers)."""
+    """Close every shared breaker and forget it (tests start from closed breakers).
+
+    Closed in place too, because functions decorated earlier keep the breaker they bound.
+    """
+    for breaker in list(_every_breaker):
+        breaker.reset()
     _breakers.clear()
 
 

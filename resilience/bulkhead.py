@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import weakref
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -52,6 +53,7 @@ class Bulkhead:
     """One backend's slots and waiting queue, shared by every pipeline that names it."""
 
     __slots__ = (
+        "__weakref__",
         "_counter",
         "_queue",
         "active",
@@ -91,6 +93,12 @@ class Bulkhead:
     def settings(self) -> tuple[int, int, float]:
         """What two users of one shared bulkhead must agree on."""
         return (self.max_concurrency, self.queue_size, self.queue_timeout_s)
+
+    def drop_waiters(self) -> None:
+        """Forget every queued call (cancelling the waits of any still pending)."""
+        for _, _, future in self._queue:
+            future.cancel()
+        self._queue.clear()
 
     @property
     def waiting(self) -> int:
@@ -141,6 +149,8 @@ class Bulkhead:
 
 
 _bulkheads: dict[str, Bulkhead] = {}
+# Every shared bulkhead still in use, named or since forgotten by a reset.
+_every_bulkhead: weakref.WeakSet[Bulkhead] = weakref.WeakSet()
 
 
 def shared_bulkhead(name: str, **settings: Any) -> Bulkhead:  # noqa: ANN401 - Bulkhead's options
@@ -151,6 +161,7 @@ def shared_bulkhead(name: str, **settings: Any) -> Bulkhead:  # noqa: ANN401 - B
     """
     candidate = Bulkhead(name, **settings)
     existing = _bulkheads.setdefault(name, candidate)
+    _every_bulkhead.add(existing)
     if existing is not candidate and existing.settings != candidate.settings:
         raise ValueError(
             f"bulkhead {name!r} already exists with settings {existing.settings}, "
@@ -160,7 +171,13 @@ def shared_bulkhead(name: str, **settings: Any) -> Bulkhead:  # noqa: ANN401 - B
 
 
 def reset_bulkheads() -> None:
-    """Forget every shared bulkhead (tests start from empty ones)."""
+    """Empty every shared bulkhead and forget it (between tests, with no call in flight).
+
+    Emptied in place too, because functions decorated earlier keep the bulkhead they bound.
+    """
+    for shared in list(_every_bulkhead):
+        shared.active = 0
+        shared.drop_waiters()
     _bulkheads.clear()
 
 
