@@ -13,18 +13,25 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from resilience.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from resilience.pipeline import Pipeline
 
 ENV_PREFIX = "RESILIENCE_"
@@ -91,6 +98,8 @@ class PolicySettings(_Strict):
             )
         if self.adaptive_min_samples > self.adaptive_window:
             raise ValueError("adaptive_min_samples cannot exceed adaptive_window")
+        if self.retry_initial_delay_s > self.retry_max_delay_s:
+            raise ValueError("retry_initial_delay_s cannot exceed retry_max_delay_s")
         return self
 
 
@@ -122,6 +131,14 @@ class ResilienceSettings(BaseSettings):
     backends: dict[str, dict[str, Any]] = {}
     tiers: dict[str, TierSettings] = {}
 
+    @field_validator("backends", "tiers", mode="before")
+    @classmethod
+    def _lower_case_names(cls, value: object) -> object:
+        """Names are case-insensitive, as environment variable names are."""
+        if isinstance(value, Mapping):
+            return {str(name).lower(): entry for name, entry in value.items()}
+        return value
+
     _resolved: dict[str, PolicySettings] = PrivateAttr(default_factory=dict)
     _pipelines: dict[str, Pipeline] = PrivateAttr(default_factory=dict)
 
@@ -150,11 +167,12 @@ class ResilienceSettings(BaseSettings):
 
     def policy(self, backend: str) -> Pipeline:
         """The backend's composed pipeline, built once per backend and settings object."""
-        pipeline = self._pipelines.get(backend)
+        name = backend.lower()  # one pipeline, and one breaker, for "RAG" and "rag"
+        pipeline = self._pipelines.get(name)
         if pipeline is None:
             from resilience.configured import build_pipeline  # noqa: PLC0415 - import cycle
 
-            pipeline = self._pipelines[backend] = build_pipeline(backend, self.for_backend(backend))
+            pipeline = self._pipelines[name] = build_pipeline(name, self.for_backend(name))
         return pipeline
 
 
@@ -193,7 +211,10 @@ def _problems(exc: ValidationError, prefix: tuple[str, ...] = ()) -> dict[str, s
     for error in exc.errors():
         loc = prefix + tuple(error["loc"])
         name = variable_name(loc) if loc else f"{ENV_PREFIX}*"
-        problems[name] = f"{error['msg']} (got {error.get('input')!r})"
+        if error["loc"]:  # one field: show its value
+            problems[name] = f"{error['msg']} (got {error.get('input')!r})"
+        else:  # a rule across fields: the message names them; the input is all of them
+            problems[name] = f"{error['msg']} (fields may come from {ENV_PREFIX}DEFAULTS__*)"
     return problems
 
 

@@ -146,3 +146,21 @@ def test_settings_can_be_given_in_code() -> None:
     assert policy_for("rag", settings=settings).policies[-1].seconds == 0.5  # type: ignore[attr-defined]
     with pytest.raises(ConfigurationError, match="RESILIENCE_BACKENDS__RAG__TIMEOUT_S"):
         ResilienceSettings(backends={"rag": {"timeout_s": -1}})
+
+
+def test_names_given_in_code_are_case_insensitive_too() -> None:
+    settings = ResilienceSettings(
+        backends={"RAG": {"timeout_s": 0.5}}, tiers={"Retrieval": {"parallel": False}}
+    )
+    assert settings.for_backend("rag").timeout_s == 0.5
+    assert settings.for_backend("RAG").timeout_s == 0.5
+    assert settings.for_tier("retrieval").parallel is False
+    assert policy_for("RAG", settings=settings) is policy_for("rag", settings=settings)
+
+
+def test_a_cross_field_rule_names_its_fields(monkeypatch) -> None:
+    monkeypatch.setenv("RESILIENCE_DEFAULTS__RETRY_INITIAL_DELAY_S", "30")
+    with pytest.raises(ConfigurationError) as caught:
+        ResilienceSettings()
+    assert "retry_initial_delay_s cannot exceed retry_max_delay_s" in str(caught.value)
+    assert list(caught.value.problems) == ["RESILIENCE_DEFAULTS"]
