@@ -12,9 +12,10 @@ from typing import TypeVar
 from typing_extensions import override
 
 from resilience import events
+from resilience._checks import check_count, check_seconds
 from resilience.errors import DeadlineExceeded
 from resilience.pipeline import Call, CallContext, Policy
-from resilience.timeout import check_seconds, run_with_limit
+from resilience.timeout import run_with_limit
 
 T = TypeVar("T")
 
@@ -94,9 +95,8 @@ class AdaptiveDeadline(Policy):
         self.initial_s = check_seconds("initial_s", initial_s)
         if not self.min_s <= self.initial_s <= self.max_s:
             raise ValueError(f"need min_s <= initial_s <= max_s, got {min_s}, {initial_s}, {max_s}")
-        for option, value in (("min_samples", min_samples), ("window_size", window_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{option} must be an integer >= 1, got {value!r}")
+        check_count("min_samples", min_samples)
+        check_count("window_size", window_size)
         if min_samples > window_size:
             raise ValueError(
                 f"min_samples ({min_samples}) cannot exceed window_size ({window_size})"

@@ -26,6 +26,7 @@ import aiobreaker
 from typing_extensions import override
 
 from resilience import events
+from resilience._checks import check_count, check_seconds
 from resilience.errors import (
     CircuitOpenError,
     ClientError,
@@ -33,7 +34,6 @@ from resilience.errors import (
     is_programming_error,
 )
 from resilience.pipeline import Call, CallContext, Policy
-from resilience.timeout import check_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -78,12 +78,8 @@ class Breaker:
         half_open_max_calls: int = 1,
         exclude: Iterable[type[Exception]] = (),
     ) -> None:
-        for option, value in (
-            ("failure_threshold", failure_threshold),
-            ("half_open_max_calls", half_open_max_calls),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{option} must be an integer >= 1, got {value!r}")
+        check_count("failure_threshold", failure_threshold)
+        check_count("half_open_max_calls", half_open_max_calls)
         self.name = name
         self.reset_timeout_s = check_seconds("reset_timeout_s", reset_timeout_s)
         self.half_open_max_calls = half_open_max_calls

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from typing_extensions import override
 
 from resilience import events
+from resilience._checks import check_count, check_seconds
 from resilience.errors import QueueFullError
 from resilience.pipeline import Call, CallContext, Policy
-from resilience.timeout import check_seconds
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -71,14 +71,8 @@ class Bulkhead:
         queue_size: int = 100,
         queue_timeout_s: float = 5.0,
     ) -> None:
-        if (
-            isinstance(max_concurrency, bool)
-            or not isinstance(max_concurrency, int)
-            or max_concurrency < 1
-        ):
-            raise ValueError(f"max_concurrency must be an integer >= 1, got {max_concurrency!r}")
-        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 0:
-            raise ValueError(f"queue_size must be an integer >= 0, got {queue_size!r}")
+        check_count("max_concurrency", max_concurrency)
+        check_count("queue_size", queue_size, minimum=0)
         self.name = name
         self.max_concurrency = max_concurrency
         self.queue_size = queue_size

@@ -23,6 +23,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from typing_extensions import override
 
+from resilience._checks import is_async_callable
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -87,13 +89,6 @@ _wrapped: weakref.WeakKeyDictionary[Callable[..., Any], tuple[Pipeline, Callable
 )
 
 
-def _is_async_callable(fn: object) -> bool:
-    if inspect.iscoroutinefunction(fn):
-        return True
-    call = getattr(fn, "__call__", None)  # noqa: B004 - instances with ``async def __call__``
-    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(call)
-
-
 class Pipeline(Policy):
     """Policies folded outer-first; a decorator and a policy itself.
 
@@ -141,7 +136,7 @@ class Pipeline(Policy):
             inner_pipeline, fn = inner
             backend = inner_pipeline.backend or self.backend
             return Pipeline(self.policies + inner_pipeline.policies, backend)(fn)
-        if not _is_async_callable(fn):
+        if not is_async_callable(fn):
             raise TypeError(
                 f"resilience policies wrap async functions; {fn!r} is not an async callable "
                 "(use 'async def', or run blocking code with asyncio.to_thread)"

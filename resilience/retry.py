@@ -17,6 +17,7 @@ from tenacity import RetryCallState, stop_after_attempt, stop_before_delay, wait
 from typing_extensions import override
 
 from resilience import events
+from resilience._checks import check_count, check_seconds
 from resilience.deadline import current_deadline
 from resilience.errors import (
     PROGRAMMING_ERRORS,
@@ -26,7 +27,6 @@ from resilience.errors import (
     retry_after_hint,
 )
 from resilience.pipeline import Call, CallContext, Policy
-from resilience.timeout import check_seconds
 
 if TYPE_CHECKING:
     from tenacity.stop import stop_base
@@ -168,8 +168,7 @@ def retry(
     ``max_hint_s`` (default ``max_delay_s``) ends the retries instead. Never retries
     cancellation or programming errors; when it gives up it raises the last real error.
     """
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-        raise ValueError(f"attempts must be an integer >= 1, got {attempts!r}")
+    check_count("attempts", attempts)
     if not isinstance(retry_on, tuple) and not callable(retry_on):
         raise TypeError(
             f"retry_on must be a tuple of exception types or a predicate, got {retry_on!r}"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from typing_extensions import override
 
 from resilience import events
+from resilience._checks import check_seconds
 from resilience.deadline import current_deadline
 from resilience.errors import DeadlineExceeded
 from resilience.pipeline import Call, CallContext, Policy
@@ -18,17 +19,6 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine
 
 T = TypeVar("T")
-
-
-def check_seconds(name: str, value: float) -> float:
-    """Reject zero, negative, ``nan`` and ``inf`` limits when a policy is built."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not 0 < value < float("inf")
-    ):
-        raise ValueError(f"{name} must be a positive finite number of seconds, got {value!r}")
-    return float(value)
 
 
 class _QuietContext(threading.local):

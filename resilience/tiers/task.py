@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from resilience._checks import is_async_callable
 from resilience.fallback import SafeDefault
 from resilience.pipeline import Pipeline, Policy
 from resilience.settings import policy_for
@@ -23,15 +23,6 @@ EnableCondition: TypeAlias = "str | Callable[[Any], object]"
 
 #: The state key a tier writes its metadata under; no task may claim it.
 METADATA: str = "metadata"
-
-
-def is_async_callable(fn: object) -> bool:
-    """``async def`` functions and methods, partials of them, objects with ``async __call__``."""
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    if inspect.iscoroutinefunction(fn):
-        return True
-    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)
 
 
 def is_lambda(fn: object) -> bool:
