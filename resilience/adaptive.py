@@ -207,7 +207,8 @@ def adaptive_deadline(
 
     Until ``min_samples`` successes are seen the limit is ``initial_s``; after that it is
     ``quantile(last window_size latencies) * multiplier`` clamped to ``[min_s, max_s]``.
-    The value is shared per backend and readable as ``current_s``.
+    The learned value is kept per backend (shared within the process): read it as
+    ``policy.bind(backend).current_s``; the object this returns holds only the options.
     """
     return AdaptiveDeadline(
         quantile=quantile, multiplier=multiplier, min_s=min_s, max_s=max_s,

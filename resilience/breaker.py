@@ -1,8 +1,9 @@
 """Circuit breakers: aiobreaker keeps the state, this module decides admission.
 
-aiobreaker stores the state, the consecutive-failure counter and notifies listeners; we
-keep using its storage and transitions so its pluggable storages and listeners still
-work. It falls short in three ways this module fixes:
+aiobreaker stores the state and the consecutive-failure counter (in its in-memory
+storage) and notifies its listeners of transitions, which we relay as events. The
+opening time, trial slots and generations live here, on the loop's clock, so a breaker
+is per process. aiobreaker falls short in three ways this module fixes:
 
 * time: it stamps ``opened_at`` with ``datetime.utcnow()`` but reports reopen times
   from ``datetime.now()``, so "seconds until retry" is off by the UTC offset outside UTC,

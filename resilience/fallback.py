@@ -28,6 +28,8 @@ class SafeDefault(Policy, Generic[D]):
     __slots__ = ("_copy", "_default", "_on")
 
     def __init__(self, default: D | Callable[[], D], on: tuple[type[Exception], ...]) -> None:
+        if not isinstance(on, tuple):
+            raise TypeError(f"safe_default(on=...) takes a tuple of exception types, got {on!r}")
         for kind in on:
             if not (isinstance(kind, type) and issubclass(kind, Exception)):
                 raise TypeError(
@@ -37,6 +39,14 @@ class SafeDefault(Policy, Generic[D]):
         self._default = default
         self._on = on
         self._copy = not callable(default) and not isinstance(default, _IMMUTABLE)
+        if self._copy:
+            try:  # a value that cannot be copied fails here, not on the first failure
+                copy.deepcopy(default)
+            except Exception as exc:
+                raise TypeError(
+                    f"safe_default value {default!r} cannot be copied for each failure; "
+                    "pass a factory that makes one instead"
+                ) from exc
 
     def make_default(self, backend: str, failure: BaseException | None = None) -> D:
         """A fresh default: the factory's result, or a copy of a mutable value."""

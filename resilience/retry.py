@@ -169,7 +169,11 @@ def retry(
     cancellation or programming errors; when it gives up it raises the last real error.
     """
     check_count("attempts", attempts)
-    if not isinstance(retry_on, tuple) and not callable(retry_on):
+    if isinstance(retry_on, tuple):
+        for kind in retry_on:
+            if not (isinstance(kind, type) and issubclass(kind, Exception)):
+                raise TypeError(f"retry_on takes Exception subclasses, not {kind!r}")
+    elif not callable(retry_on):
         raise TypeError(
             f"retry_on must be a tuple of exception types or a predicate, got {retry_on!r}"
         )

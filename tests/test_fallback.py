@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -72,6 +73,14 @@ async def test_interpreter_exits_propagate(exit_error: BaseException) -> None:
 
     with pytest.raises(type(exit_error)):
         await safe_default(None)(exits)()
+
+
+def test_options_that_cannot_work_fail_when_built() -> None:
+    with pytest.raises(TypeError, match="tuple of exception types"):
+        safe_default(None, on=ValueError)  # type: ignore[arg-type]
+    lock = threading.Lock()
+    with pytest.raises(TypeError, match="cannot be copied"):
+        safe_default({"lock": lock})
 
 
 @pytest.mark.parametrize("kind", [BaseException, asyncio.CancelledError, KeyboardInterrupt])

@@ -185,3 +185,5 @@ def test_bad_options_fail_when_built(kwargs: dict[str, object], message: str) ->
 def test_retry_on_must_be_types_or_a_predicate() -> None:
     with pytest.raises(TypeError, match="retry_on"):
         retry(retry_on="ConnectionError")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Exception subclasses"):
+        retry(retry_on=(ConnectionError, "TimeoutError"))  # type: ignore[arg-type]
