@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import math
-import weakref
 from collections import deque
 from typing import TypeVar
 
@@ -13,6 +12,7 @@ from typing_extensions import override
 
 from resilience import events
 from resilience._checks import check_count, check_seconds
+from resilience._shared import Registry
 from resilience.errors import DeadlineExceeded
 from resilience.pipeline import Call, CallContext, Policy
 from resilience.timeout import run_with_limit
@@ -112,28 +112,23 @@ class AdaptiveDeadline(Policy):
         self._reported = self.initial_s
         self._seen = 0
 
+    @property
+    def settings(self) -> tuple[float, ...]:
+        """The options that make two learned deadlines the same."""
+        return (self.quantile, self.multiplier, self.min_s, self.max_s, self.initial_s,
+                self.min_samples, self.window_size)  # fmt: skip
+
     @override
     def bind(self, backend: str) -> AdaptiveDeadline:
-        """One learned deadline per backend, shared within the process."""
-        key = (
-            backend,
-            self.quantile,
-            self.multiplier,
-            self.min_s,
-            self.max_s,
-            self.initial_s,
-            self.min_samples,
-            self.window_size,
-        )
-        found = _learned.get(key)
-        if found is None:
-            found = _learned[key] = AdaptiveDeadline(
-                quantile=self.quantile, multiplier=self.multiplier, min_s=self.min_s,
-                max_s=self.max_s, initial_s=self.initial_s, min_samples=self.min_samples,
-                window_size=self.window_size, min_change=self.min_change,
-            )  # fmt: skip
-            _every_learned.add(found)
-        return found
+        """One learned deadline per backend (and options), shared within the process."""
+        return _learned.get((backend, *self.settings), self._unlearned)
+
+    def _unlearned(self) -> AdaptiveDeadline:
+        return AdaptiveDeadline(
+            quantile=self.quantile, multiplier=self.multiplier, min_s=self.min_s,
+            max_s=self.max_s, initial_s=self.initial_s, min_samples=self.min_samples,
+            window_size=self.window_size, min_change=self.min_change,
+        )  # fmt: skip
 
     def reset(self) -> None:
         """Forget the samples: back to ``initial_s``."""
@@ -182,15 +177,12 @@ class AdaptiveDeadline(Policy):
         return result
 
 
-_learned: dict[tuple[object, ...], AdaptiveDeadline] = {}
-_every_learned: weakref.WeakSet[AdaptiveDeadline] = weakref.WeakSet()
+_learned: Registry[AdaptiveDeadline] = Registry("learned deadline")
 
 
 def reset_adaptive_deadlines() -> None:
-    """Unlearn every learned deadline, in place too (decorated functions keep theirs)."""
-    for learned in list(_every_learned):
-        learned.reset()
-    _learned.clear()
+    """Unlearn every learned deadline in place and forget them (between tests)."""
+    _learned.reset()
 
 
 def adaptive_deadline(

@@ -19,7 +19,6 @@ is per process. aiobreaker falls short in three ways this module fixes:
 from __future__ import annotations
 
 import asyncio
-import weakref
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -28,6 +27,7 @@ from typing_extensions import override
 
 from resilience import events
 from resilience._checks import check_count, check_seconds
+from resilience._shared import Registry
 from resilience.errors import (
     CircuitOpenError,
     ClientError,
@@ -227,37 +227,17 @@ class Breaker:
         raise CircuitOpenError(self.name, self.report_rejection(retry_after_s))
 
 
-_breakers: dict[str, Breaker] = {}
-# Every shared breaker still in use, named or since forgotten by a reset: functions keep
-# the breaker they were decorated with.
-_every_breaker: weakref.WeakSet[Breaker] = weakref.WeakSet()
+_breakers: Registry[Breaker] = Registry("breaker")
 
 
 def shared_breaker(name: str, **settings: Any) -> Breaker:  # noqa: ANN401 - Breaker's options
-    """The process-wide breaker called ``name``, created on first use.
-
-    Asking for an existing name with different settings is an error: two configurations
-    silently sharing one state would make either of them a lie.
-    """
-    candidate = Breaker(name, **settings)
-    existing = _breakers.setdefault(name, candidate)
-    _every_breaker.add(existing)
-    if existing is not candidate and existing.settings != candidate.settings:
-        raise ValueError(
-            f"breaker {name!r} already exists with settings {existing.settings}, "
-            f"not {candidate.settings}"
-        )
-    return existing
+    """The process-wide breaker called ``name``, created on first use."""
+    return _breakers.get(name, lambda: Breaker(name, **settings))
 
 
 def reset_breakers() -> None:
-    """Close every shared breaker and forget it (tests start from closed breakers).
-
-    Closed in place too, because functions decorated earlier keep the breaker they bound.
-    """
-    for breaker in list(_every_breaker):
-        breaker.reset()
-    _breakers.clear()
+    """Close every shared breaker in place and forget their names (between tests)."""
+    _breakers.reset()
 
 
 class CircuitBreakerPolicy(Policy):

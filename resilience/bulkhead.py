@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import weakref
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,6 +23,7 @@ from typing_extensions import override
 
 from resilience import events
 from resilience._checks import check_count, check_seconds
+from resilience._shared import Registry
 from resilience.errors import QueueFullError
 from resilience.pipeline import Call, CallContext, Policy
 
@@ -88,8 +88,9 @@ class Bulkhead:
         """What two users of one shared bulkhead must agree on."""
         return (self.max_concurrency, self.queue_size, self.queue_timeout_s)
 
-    def drop_waiters(self) -> None:
-        """Forget every queued call (cancelling the waits of any still pending)."""
+    def reset(self) -> None:
+        """No call holding a slot, none queued (cancelling the waits of any still pending)."""
+        self.active = 0
         for _, _, future in self._queue:
             future.cancel()
         self._queue.clear()
@@ -142,37 +143,17 @@ class Bulkhead:
         raise QueueFullError(self.name, detail) from None
 
 
-_bulkheads: dict[str, Bulkhead] = {}
-# Every shared bulkhead still in use, named or since forgotten by a reset.
-_every_bulkhead: weakref.WeakSet[Bulkhead] = weakref.WeakSet()
+_bulkheads: Registry[Bulkhead] = Registry("bulkhead")
 
 
 def shared_bulkhead(name: str, **settings: Any) -> Bulkhead:  # noqa: ANN401 - Bulkhead's options
-    """The process-wide bulkhead called ``name``, created on first use.
-
-    As with breakers, asking for an existing name with other settings is an error: one
-    limit cannot be two sizes.
-    """
-    candidate = Bulkhead(name, **settings)
-    existing = _bulkheads.setdefault(name, candidate)
-    _every_bulkhead.add(existing)
-    if existing is not candidate and existing.settings != candidate.settings:
-        raise ValueError(
-            f"bulkhead {name!r} already exists with settings {existing.settings}, "
-            f"not {candidate.settings}"
-        )
-    return existing
+    """The process-wide bulkhead called ``name``, created on first use."""
+    return _bulkheads.get(name, lambda: Bulkhead(name, **settings))
 
 
 def reset_bulkheads() -> None:
-    """Empty every shared bulkhead and forget it (between tests, with no call in flight).
-
-    Emptied in place too, because functions decorated earlier keep the bulkhead they bound.
-    """
-    for shared in list(_every_bulkhead):
-        shared.active = 0
-        shared.drop_waiters()
-    _bulkheads.clear()
+    """Empty every shared bulkhead in place and forget their names (no call in flight)."""
+    _bulkheads.reset()
 
 
 class BulkheadPolicy(Policy):
