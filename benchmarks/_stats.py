@@ -7,7 +7,9 @@ same rule the adaptive deadline uses, so a reported p99 is always an observed la
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import gc
 import json
 import math
 import random
@@ -15,7 +17,7 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from resilience import events
 
@@ -161,6 +163,35 @@ async def time_batch(call: Callable[[], Awaitable[object]], batch: int) -> int:
     for _ in range(batch):
         await call()
     return time.perf_counter_ns() - started
+
+
+class Timed(Protocol):
+    """One variant of a real-time benchmark: a call, timed with or without observers."""
+
+    key: str
+    call: Callable[[], Awaitable[object]]
+    observers: bool
+
+
+async def interleaved(
+    variants: Sequence[Timed], *, rounds: int, batch: int, warmup: int
+) -> dict[str, list[float]]:
+    """Per-call ns of every variant, one batch per round, variants taking turns.
+
+    Each round starts at a different variant, so machine noise lands on all alike; the
+    loop runs once between batches, as it would between requests in a service.
+    """
+    samples: dict[str, list[float]] = {variant.key: [] for variant in variants}
+    gc.collect()
+    for round_no in range(warmup + rounds):
+        start = round_no % len(variants)
+        for variant in [*variants[start:], *variants[:start]]:
+            with observers(enabled=variant.observers):
+                elapsed = await time_batch(variant.call, batch)
+            if round_no >= warmup:
+                samples[variant.key].append(elapsed / batch)
+            await asyncio.sleep(0)
+    return samples
 
 
 @contextlib.contextmanager

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import itertools
 import json
 import logging
@@ -68,7 +67,7 @@ import aiobreaker
 import stamina
 import structlog
 import tenacity
-from _stats import observers, time_batch
+from _stats import interleaved, observers
 
 from resilience import adaptive_deadline, circuit_breaker, retry, safe_default, timeout
 
@@ -294,16 +293,7 @@ async def measure(
 ) -> dict[str, list[float]]:
     """Per-call ns of every variant, one sample per round, variants interleaved."""
     await _prepare(variants)
-    samples: dict[str, list[float]] = {variant.key: [] for variant in variants}
-    gc.collect()
-    for round_no in range(warmup + rounds):
-        start = round_no % len(variants)
-        for variant in variants[start:] + variants[:start]:
-            with observers(enabled=variant.observers):
-                elapsed = await time_batch(variant.call, batch)
-            if round_no >= warmup:
-                samples[variant.key].append(elapsed / batch)
-            await asyncio.sleep(0)
+    samples = await interleaved(variants, rounds=rounds, batch=batch, warmup=warmup)
     for variant in variants:
         if variant.backend_calls is not None and len(variant.backend_calls) != 1:
             raise RuntimeError(f"{variant.key}: the open breaker let a call through")

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import statistics
 import sys
@@ -42,7 +41,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from _stats import observers, time_batch
+from _stats import interleaved
 
 from resilience import ResilienceSettings, compose
 from resilience.tiers import Task, Tier
@@ -110,17 +109,7 @@ async def measure(rounds: int, batch: int, warmup: int) -> dict[str, list[float]
         Variant(TIER, "Tier.run (runner alone)", tiered, observers=False),
         Variant(TIER_OBSERVED, "Tier.run + default observer", tiered, observers=True),
     ]
-    samples: dict[str, list[float]] = {variant.key: [] for variant in variants}
-    gc.collect()
-    for round_no in range(warmup + rounds):
-        start = round_no % len(variants)
-        for variant in variants[start:] + variants[:start]:
-            with observers(enabled=variant.observers):
-                elapsed = await time_batch(variant.call, batch)
-            if round_no >= warmup:
-                samples[variant.key].append(elapsed / batch)
-            await asyncio.sleep(0)
-    return samples
+    return await interleaved(variants, rounds=rounds, batch=batch, warmup=warmup)
 
 
 def main(argv: list[str] | None = None) -> int:
