@@ -55,13 +55,14 @@ class LatencyWindow:
 class AdaptiveDeadline(Policy):
     """A timeout of ``quantile(latencies) * multiplier`` clamped to ``[min_s, max_s]``.
 
-    Latencies are those of successful calls, plus the limit itself for each attempt it
-    cut short: a backend that slows down for good raises the limit again.
+    Latencies are those of successful calls; timeouts in a row widen the next attempt's
+    limit (see :attr:`limit_s`), so a backend that slows down for good is not locked out.
     """
 
     __slots__ = (
         "_reported",
         "_seen",
+        "_timeouts_in_row",
         "_window",
         "current_s",
         "initial_s",
@@ -111,6 +112,7 @@ class AdaptiveDeadline(Policy):
         self.current_s = self.initial_s
         self._reported = self.initial_s
         self._seen = 0
+        self._timeouts_in_row = 0
 
     @property
     def settings(self) -> tuple[float, ...]:
@@ -135,6 +137,7 @@ class AdaptiveDeadline(Policy):
         self._window = LatencyWindow(self.window_size)
         self.current_s = self._reported = self.initial_s
         self._seen = 0
+        self._timeouts_in_row = 0
 
     @property
     def samples(self) -> int:
@@ -163,18 +166,28 @@ class AdaptiveDeadline(Policy):
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        limit = self.current_s
         try:
-            result = await run_with_limit(call, ctx, limit, started)
+            result = await run_with_limit(call, ctx, self.limit_s, started)
         except DeadlineExceeded as exc:
             if not exc.budget:
-                # The call took at least ``limit``: learning that (a censored sample) lets
-                # the limit grow again when the backend slows down for good; learning from
-                # successes alone would time every call out at the old limit forever.
-                self.observe(limit, ctx.backend)
+                self._timeouts_in_row += 1
             raise
+        self._timeouts_in_row = 0
         self.observe(loop.time() - started, ctx.backend)
         return result
+
+    @property
+    def limit_s(self) -> float:
+        """The limit the next attempt gets: ``current_s``, widened after timeouts in a row.
+
+        Only successes are learned, so a backend that slows down for good would otherwise
+        time out at the old limit forever. Each timeout in a row widens the next attempt's
+        limit by ``multiplier`` (up to ``max_s``) until one succeeds and is learned; the
+        odd slow call of a heavy tail, rarely followed by another, is still cut short.
+        """
+        if not self._timeouts_in_row:
+            return self.current_s
+        return min(self.current_s * self.multiplier**self._timeouts_in_row, self.max_s)
 
 
 _learned: Registry[AdaptiveDeadline] = Registry("learned deadline")

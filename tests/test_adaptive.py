@@ -120,3 +120,25 @@ async def test_a_backend_that_slows_down_for_good_is_not_locked_out() -> None:
     assert outcomes[0] == "timeout"
     assert outcomes[-10:] == [2] * 10  # the limit grew past 0.08 s
     assert policy.bind(SCRIPTED).current_s > 0.08
+
+
+async def test_the_odd_slow_call_is_still_cut_at_the_learned_limit() -> None:
+    policy = adaptive_deadline(multiplier=2, min_s=0.05, max_s=5, initial_s=1, min_samples=10)
+    warm = [ok(1, after_s=0.1)] * 10
+    backend = ScriptedBackend([*warm, hang(), ok(2, after_s=0.1), hang(), hang(), hang()])
+    guarded = policy(backend)
+    for _ in range(10):
+        await guarded()
+    learned = policy.bind(SCRIPTED)
+    assert learned.current_s == pytest.approx(0.2)
+    cut_after = []
+    for _ in range(5):
+        start = now()
+        try:
+            await guarded()
+        except DeadlineExceeded:
+            cut_after.append(round(now() - start, 9))
+    # a slow call, a fast one (the run of timeouts ends), then three slow in a row: each
+    # timeout in a row widens the next attempt's limit by the multiplier
+    assert cut_after == [0.2, 0.2, 0.4, 0.8]
+    assert learned.limit_s == pytest.approx(1.6)
