@@ -65,6 +65,11 @@ class SafeDefault(Policy, Generic[D]):
         except self._on as exc:
             return cast("T", self.replace(exc, ctx.backend))
 
+    @property
+    def catching(self) -> tuple[type[Exception], ...]:
+        """The exception types replaced by the default."""
+        return self._on
+
     def catches(self, kind: type[Exception]) -> bool:
         """Whether a failure of this type is replaced by the default."""
         return issubclass(kind, self._on)

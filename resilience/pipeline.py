@@ -142,11 +142,12 @@ class Pipeline(Policy):
                 "(use 'async def', or run blocking code with asyncio.to_thread)"
             )
         backend = self.backend or default_backend_name(fn)
-        bound = self.bind(backend)
-        entry = bound._entry  # noqa: SLF001 - the bound copy's prebuilt chain
-        from resilience.shortcut import PASS, OpenBreakerShortcut  # noqa: PLC0415 - cycle
+        from resilience.shortcut import PASS, front  # noqa: PLC0415 - an import cycle
 
-        shortcut = OpenBreakerShortcut.find(bound.policies)
+        # An outermost safe default runs in the wrapper itself, one coroutine less per
+        # call in flight; the shortcut answers for an open breaker at the door.
+        fallback, shortcut, rest = front(self.bind(backend).policies)
+        entry = _chain(rest, invoke)
 
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -154,7 +155,14 @@ class Pipeline(Policy):
                 default = shortcut.refuse(backend)
                 if default is not PASS:
                     return default  # type: ignore[return-value]  # the safe default's value
-            result: T = await entry(CallContext(backend, fn, args, kwargs))
+            ctx = CallContext(backend, fn, args, kwargs)
+            if fallback is None:
+                result: T = await entry(ctx)
+                return result
+            try:
+                result = await entry(ctx)
+            except fallback.catching as exc:
+                return fallback.replace(exc, backend)  # type: ignore[return-value]  # D
             return result
 
         _wrapped[wrapper] = (Pipeline(self.policies, self.backend), fn)

@@ -1,4 +1,8 @@
-"""Turning a call away at the door when an open breaker would reject it anyway.
+"""The front door of a decorated function: the outermost safe default and open breakers.
+
+A decorated function runs an outermost safe default itself rather than as one more
+coroutine in the chain (:func:`front` splits it off), and turns a call away at the
+door when an open breaker would reject it anyway.
 
 For the canonical ``safe_default -> retry -> circuit_breaker -> ...`` pipeline, a call that
 meets an open breaker ends in the default after raising ``CircuitOpenError`` through every
@@ -74,3 +78,13 @@ class OpenBreakerShortcut:
         except DefaultFactoryError as exc:
             failure = CircuitOpenError(breaker.name, wait)
             raise DefaultFactoryError(backend, exc.factory, exc.factory_error, failure) from failure
+
+
+def front(
+    policies: tuple[Policy, ...],
+) -> tuple[SafeDefault[object] | None, OpenBreakerShortcut | None, tuple[Policy, ...]]:
+    """A pipeline's outermost safe default, its open-breaker shortcut, and the rest."""
+    shortcut = OpenBreakerShortcut.find(policies)
+    if policies and isinstance(policies[0], SafeDefault):
+        return policies[0], shortcut, policies[1:]
+    return None, shortcut, policies

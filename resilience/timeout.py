@@ -11,6 +11,7 @@ from typing_extensions import override
 
 from resilience import events
 from resilience._checks import check_seconds
+from resilience._expiry import Deadline, Expiries
 from resilience.deadline import current_deadline
 from resilience.errors import DeadlineExceeded
 from resilience.pipeline import Call, CallContext, Policy
@@ -37,21 +38,32 @@ _quiet = _QuietContext()
 
 
 class _Expiry:
-    """The timer callback of one attempt: cancels the task and remembers that it did."""
+    """One attempt's own timer: cancels the task at ``at`` and remembers that it did."""
 
-    __slots__ = ("fired", "task")
+    __slots__ = ("fired", "handle", "task")
 
-    def __init__(self, task: asyncio.Task[object]) -> None:
+    def __init__(
+        self, task: asyncio.Task[object], loop: asyncio.AbstractEventLoop, at: float
+    ) -> None:
         self.task = task
         self.fired = False
+        self.handle = loop.call_at(at, self, context=_quiet.context)
 
     def __call__(self) -> None:
         self.fired = True
         self.task.cancel()
 
+    def clear(self) -> None:
+        """The attempt ended: the timer must not fire."""
+        self.handle.cancel()
+
 
 async def run_with_limit(
-    call: Call[T], ctx: CallContext, limit_s: float, now: float | None = None
+    call: Call[T],
+    ctx: CallContext,
+    limit_s: float,
+    now: float | None = None,
+    shared: Expiries | None = None,
 ) -> T:
     """Await ``call`` within ``limit_s`` or the caller's budget, whichever ends first.
 
@@ -61,16 +73,23 @@ async def run_with_limit(
     (``Task.cancelling``), so an outside cancellation stays a cancellation.
 
     Why not ``asyncio.timeout_at``: the same semantics with a bare timer handle cost
-    half as much, and this sits on every backend call.
+    half as much, and this sits on every backend call. With ``shared`` (the deadlines of
+    one fixed ``limit_s`` on this loop) no timer is armed per attempt at all, unless the
+    caller's budget ends first.
     """
     loop = asyncio.get_running_loop()
-    at, by_budget = _attempt_end(ctx, limit_s, loop.time() if now is None else now)
+    if now is None:
+        now = loop.time()
+    at, by_budget = _attempt_end(ctx, limit_s, now)
     task = asyncio.current_task(loop)
     if task is None:
         raise RuntimeError("resilience timeouts must run inside an asyncio task")
-    expiry = _Expiry(task)
     cancelling = task.cancelling()
-    handle = loop.call_at(at, expiry, context=_quiet.context)
+    expiry: _Expiry | Deadline
+    if shared is not None and not by_budget:
+        expiry = shared.start(now, task)
+    else:
+        expiry = _Expiry(task, loop, at)
     try:
         result = await call(ctx)
     except asyncio.CancelledError as exc:
@@ -86,7 +105,7 @@ async def run_with_limit(
         task.uncancel()  # the work turned our cancellation into another error
         raise _expired(ctx, limit_s, by_budget=by_budget) from exc
     finally:
-        handle.cancel()
+        expiry.clear()
     if expiry.fired:  # the work swallowed its cancellation: still a timeout, never a success
         task.uncancel()
         raise _expired(ctx, limit_s, by_budget=by_budget)
@@ -112,16 +131,21 @@ def _expired(ctx: CallContext, limit_s: float, *, by_budget: bool) -> DeadlineEx
 class TimeoutPolicy(Policy):
     """Fail an attempt with :class:`DeadlineExceeded` after a fixed number of seconds."""
 
-    __slots__ = ("seconds",)
+    __slots__ = ("_expiries", "seconds")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = check_seconds("timeout", seconds)
+        self._expiries: Expiries | None = None
 
     @override
     def execute(self, call: Call[T], ctx: CallContext) -> Coroutine[Any, Any, T]:
         # Hands back run_with_limit's coroutine instead of awaiting it in one more frame:
         # every frame is an object the garbage collector rescans per call in flight.
-        return run_with_limit(call, ctx, self.seconds)
+        loop = asyncio.get_running_loop()
+        expiries = self._expiries
+        if expiries is None or expiries.loop is not loop:
+            expiries = self._expiries = Expiries(loop, self.seconds)
+        return run_with_limit(call, ctx, self.seconds, loop.time(), expiries)
 
 
 def timeout(seconds: float) -> TimeoutPolicy:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from resilience import compose
+from resilience._expiry import Expiries
 from resilience.settings import get_settings
 from resilience.testing import ScriptedBackend, hang, now, ok
 from resilience.tiers import Task, Tier
-from resilience.tiers.expiry import Expiries
 
 NO_POLICY = compose()
 

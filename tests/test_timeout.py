@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from resilience import DeadlineExceeded, ResilienceError, timeout
+from resilience import DeadlineExceeded, ResilienceError, deadline, timeout
 from resilience.events import TimedOut
 from resilience.testing import EventCapture, ScriptedBackend, hang, now, ok
 
@@ -160,3 +160,37 @@ def test_a_timeout_needs_a_task() -> None:
 def test_bad_limits_are_rejected_when_built(bad: object) -> None:
     with pytest.raises(ValueError, match="timeout must be a positive finite number"):
         timeout(bad)  # type: ignore[arg-type]
+
+
+async def test_concurrent_attempts_share_one_timer_and_each_ends_on_time() -> None:
+    guarded = timeout(2)(ScriptedBackend([ok("fast", after_s=1.0), hang(), hang()]))
+    ended: dict[str, float] = {}
+
+    async def call(name: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await guarded()
+        except DeadlineExceeded:
+            ended[name] = now()
+        else:
+            ended[name] = -now()
+
+    await asyncio.gather(call("first", 0.0), call("second", 0.5), call("third", 1.0))
+    assert ended == {"first": -1.0, "second": 2.5, "third": 3.0}
+
+
+async def test_an_attempt_bound_by_a_budget_keeps_its_own_timer_among_shared_ones() -> None:
+    guarded = timeout(2)(ScriptedBackend([hang()]))
+    ended: dict[str, tuple[float, bool]] = {}
+
+    async def call(name: str) -> None:
+        try:
+            await guarded()
+        except DeadlineExceeded as exc:
+            ended[name] = (now(), exc.budget)
+
+    plain = asyncio.create_task(call("plain"))
+    async with deadline(0.5):
+        budgeted = asyncio.create_task(call("budgeted"))  # inherits the 0.5 s budget
+    await asyncio.gather(plain, budgeted)
+    assert ended == {"budgeted": (0.5, True), "plain": (2.0, False)}

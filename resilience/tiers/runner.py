@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from resilience import events
 from resilience._checks import check_seconds
+from resilience._expiry import Expiries
 from resilience.settings import ResilienceSettings, TierSettings, get_settings
 from resilience.tiers import flight
-from resilience.tiers.expiry import Expiries
 from resilience.tiers.metadata import PARALLEL, SEQUENTIAL
 from resilience.tiers.stream import TierStream
 from resilience.tiers.task import METADATA, Task

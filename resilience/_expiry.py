@@ -1,12 +1,12 @@
-"""Deadlines of one tier's runs, on one event-loop timer instead of one timer per run.
+"""Deadlines of one fixed duration, on one event-loop timer instead of one timer each.
 
-A timer per run (``loop.call_at`` or ``asyncio.timeout``) costs more than the rest of the
-runner: every handle is pushed into the loop's heap through Python-level comparisons, and
-a cancelled one stays in that heap until its time comes. A tier's timeout is one fixed
-duration, so its runs' deadlines arrive in the order the runs started: a deque holds
-them, and a single timer, re-armed when it fires, serves the earliest. A run that ends
-clears its entry, and cleared entries are dropped from the front as new runs arrive, so
-the deque holds about as many entries as runs are in flight.
+A timer per call (``loop.call_at`` or ``asyncio.timeout``) pushes a handle into the loop's
+heap through Python-level comparisons, more of them the more calls are in flight, and a
+cancelled one stays in that heap until its time comes. A tier's timeout, or a timeout
+policy's limit, is one fixed duration, so deadlines arrive in the order the calls started:
+a deque holds them, and a single timer, re-armed when it fires, serves the earliest. A
+call that ends clears its entry, and cleared entries are dropped from the front as new
+calls arrive, so the deque holds about as many entries as calls are in flight.
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ if TYPE_CHECKING:
 class Deadline:
     """One run's deadline: ``target.cancel()`` is called when it passes, unless cleared."""
 
-    __slots__ = ("at", "target")
+    __slots__ = ("at", "fired", "target")
 
     def __init__(self, at: float, target: asyncio.Future[Any]) -> None:
         self.at = at
         self.target: asyncio.Future[Any] | None = target
+        #: Whether the deadline passed and ``target`` was cancelled for it.
+        self.fired = False
 
     def clear(self) -> None:
         """The run ended in time: never cancel it, and let go of it now."""
@@ -66,8 +68,9 @@ class Expiries:
         due = self._armed_at
         entries = self._entries
         while entries and (entries[0].target is None or entries[0].at <= due):
-            target = entries.popleft().target
-            if target is not None:
-                target.cancel()
+            deadline = entries.popleft()
+            if deadline.target is not None:
+                deadline.fired = True
+                deadline.target.cancel()
         if entries:
             self._arm(entries[0].at)
