@@ -60,9 +60,10 @@ class AdaptiveDeadline(Policy):
     """
 
     __slots__ = (
+        "_bound",
         "_reported",
         "_seen",
-        "_timeouts_in_row",
+        "_widened",
         "_window",
         "current_s",
         "initial_s",
@@ -112,7 +113,8 @@ class AdaptiveDeadline(Policy):
         self.current_s = self.initial_s
         self._reported = self.initial_s
         self._seen = 0
-        self._timeouts_in_row = 0
+        self._widened: float | None = None
+        self._bound = False  # True for the per-backend instances that learn
 
     @property
     def settings(self) -> tuple[float, ...]:
@@ -126,18 +128,20 @@ class AdaptiveDeadline(Policy):
         return _learned.get((backend, *self.settings), self._unlearned)
 
     def _unlearned(self) -> AdaptiveDeadline:
-        return AdaptiveDeadline(
+        learned = AdaptiveDeadline(
             quantile=self.quantile, multiplier=self.multiplier, min_s=self.min_s,
             max_s=self.max_s, initial_s=self.initial_s, min_samples=self.min_samples,
             window_size=self.window_size, min_change=self.min_change,
         )  # fmt: skip
+        learned._bound = True
+        return learned
 
     def reset(self) -> None:
         """Forget the samples: back to ``initial_s``."""
         self._window = LatencyWindow(self.window_size)
         self.current_s = self._reported = self.initial_s
         self._seen = 0
-        self._timeouts_in_row = 0
+        self._widened = None
 
     @property
     def samples(self) -> int:
@@ -164,15 +168,18 @@ class AdaptiveDeadline(Policy):
 
     @override
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
+        if not self._bound:  # options only: learn on the backend's own instance
+            return await self.bind(ctx.backend).execute(call, ctx)
         loop = asyncio.get_running_loop()
         started = loop.time()
+        limit = self.limit_s
         try:
-            result = await run_with_limit(call, ctx, self.limit_s, started)
+            result = await run_with_limit(call, ctx, limit, started)
         except DeadlineExceeded as exc:
-            if not exc.budget:
-                self._timeouts_in_row += 1
+            if not exc.budget and limit >= self.limit_s:  # concurrent timeouts widen once
+                self._widened = min(limit * self.multiplier, self.max_s)
             raise
-        self._timeouts_in_row = 0
+        self._widened = None
         self.observe(loop.time() - started, ctx.backend)
         return result
 
@@ -181,13 +188,13 @@ class AdaptiveDeadline(Policy):
         """The limit the next attempt gets: ``current_s``, widened after timeouts in a row.
 
         Only successes are learned, so a backend that slows down for good would otherwise
-        time out at the old limit forever. Each timeout in a row widens the next attempt's
-        limit by ``multiplier`` (up to ``max_s``) until one succeeds and is learned; the
-        odd slow call of a heavy tail, rarely followed by another, is still cut short.
+        time out at the old limit forever. An attempt cut short at the limit in force
+        widens the next attempts' limit by ``multiplier`` (up to ``max_s``) until one
+        succeeds and is learned; the odd slow call of a heavy tail, rarely followed by
+        another, is still cut at ``current_s``.
         """
-        if not self._timeouts_in_row:
-            return self.current_s
-        return min(self.current_s * self.multiplier**self._timeouts_in_row, self.max_s)
+        widened = self._widened
+        return self.current_s if widened is None else max(widened, self.current_s)
 
 
 _learned: Registry[AdaptiveDeadline] = Registry("learned deadline")

@@ -19,7 +19,7 @@ import inspect
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Self, TypeVar, cast
 
 from typing_extensions import override
 
@@ -72,10 +72,18 @@ class Policy(ABC):
         """The policy as used for ``backend`` (breakers and learned deadlines are per backend)."""
         return self
 
+    def bound(self, backend: str) -> Self:
+        """``bind(backend)``, remembered: runners call :meth:`run` once per request."""
+        cache: dict[str, Self] = self.__dict__.setdefault("_bound_by_backend", {})
+        found = cache.get(backend)
+        if found is None:
+            found = cache[backend] = cast("Self", self.bind(backend))
+        return found
+
     async def run(self, call: Callable[[], Awaitable[T]], ctx: CallContext) -> T:
-        """Run a zero-argument ``call`` through this policy (for runners such as tiers)."""
+        """Run a zero-argument ``call`` through this policy, bound to ``ctx.backend``."""
         ctx.fn, ctx.args, ctx.kwargs = call, (), None
-        return await self.execute(invoke, ctx)
+        return await self.bound(ctx.backend).execute(invoke, ctx)
 
     def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         """Decorate ``fn``: same signature, calls run through this policy."""
@@ -115,13 +123,13 @@ class Pipeline(Policy):
 
     @override
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
-        result: T = await _chain(self.policies, call)(ctx)
+        result: T = await _chain(self.bound(ctx.backend).policies, call)(ctx)
         return result
 
     @override
     async def run(self, call: Callable[[], Awaitable[T]], ctx: CallContext) -> T:
         ctx.fn, ctx.args, ctx.kwargs = call, (), None
-        result: T = await self._entry(ctx)
+        result: T = await self.bound(ctx.backend)._entry(ctx)  # noqa: SLF001 - same class
         return result
 
     @override

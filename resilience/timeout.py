@@ -93,23 +93,35 @@ async def run_with_limit(
     try:
         result = await call(ctx)
     except asyncio.CancelledError as exc:
-        # Ours only when no other cancellation is pending. When an enclosing deadline
-        # block fired at the same instant, its cancellation goes on to the block (which
-        # raises DeadlineExceeded), so everything else inside the block stops too.
-        if expiry.fired and task.uncancel() <= cancelling:
-            raise _expired(ctx, limit_s, by_budget=by_budget) from exc
-        raise
+        if not expiry.fired:
+            raise
+        ending = _ending(task, cancelling, ctx, limit_s, by_budget=by_budget)
+        if isinstance(ending, asyncio.CancelledError):
+            raise  # the outside cancellation, as it came
+        raise ending from exc
     except Exception as exc:
         if not expiry.fired:
             raise  # includes the backend's own TimeoutError: not ours to rename
-        task.uncancel()  # the work turned our cancellation into another error
-        raise _expired(ctx, limit_s, by_budget=by_budget) from exc
+        raise _ending(task, cancelling, ctx, limit_s, by_budget=by_budget) from exc
     finally:
         expiry.clear()
     if expiry.fired:  # the work swallowed its cancellation: still a timeout, never a success
-        task.uncancel()
-        raise _expired(ctx, limit_s, by_budget=by_budget)
+        raise _ending(task, cancelling, ctx, limit_s, by_budget=by_budget)
     return result
+
+
+def _ending(
+    task: asyncio.Task[Any], cancelling: int, ctx: CallContext, limit_s: float, *, by_budget: bool
+) -> BaseException:
+    """How an attempt whose timer fired ends: a timeout, unless the caller cancelled too.
+
+    Takes back this timer's cancellation request; any request left is an outside one (or
+    an enclosing deadline block's, fired at the same instant), which must go on so that
+    everything else it covers stops too.
+    """
+    if task.uncancel() > cancelling:
+        return asyncio.CancelledError()
+    return _expired(ctx, limit_s, by_budget=by_budget)
 
 
 def _attempt_end(ctx: CallContext, limit_s: float, now: float) -> tuple[float, bool]:

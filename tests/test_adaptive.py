@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from resilience import DeadlineExceeded, adaptive_deadline
+from resilience import CallContext, DeadlineExceeded, adaptive_deadline, compose
 from resilience.adaptive import LatencyWindow
 from resilience.events import AdaptiveDeadlineMoved, TimedOut
 from resilience.testing import EventCapture, ScriptedBackend, hang, now, ok
@@ -142,3 +144,28 @@ async def test_the_odd_slow_call_is_still_cut_at_the_learned_limit() -> None:
     # timeout in a row widens the next attempt's limit by the multiplier
     assert cut_after == [0.2, 0.2, 0.4, 0.8]
     assert learned.limit_s == pytest.approx(1.6)
+
+
+async def test_concurrent_timeouts_widen_the_limit_once_and_never_past_max() -> None:
+    policy = adaptive_deadline(initial_s=1.0, max_s=30.0, multiplier=1.5)
+    guarded = compose(policy, backend="slow")(ScriptedBackend([hang()] * 1805, then=ok("ok")))
+    learned = policy.bind("slow")
+    outcomes = await asyncio.gather(*(guarded() for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(o, DeadlineExceeded) for o in outcomes)
+    assert learned.limit_s == 1.5  # five timeouts at one limit widen it once
+    await asyncio.gather(*(guarded() for _ in range(1800)), return_exceptions=True)
+    assert learned.limit_s <= 30.0
+    assert await guarded() == "ok"  # a healthy call is attempted and succeeds
+    assert learned.limit_s == learned.current_s  # and the widening ends
+
+
+async def test_running_unbound_options_learns_per_backend() -> None:
+    policy = compose(adaptive_deadline(min_samples=1, initial_s=5))
+    await policy.run(ScriptedBackend([ok(1, after_s=0.1)]), CallContext("fast"))
+    await policy.run(ScriptedBackend([ok(1, after_s=2.0)]), CallContext("slow"))
+    assert adaptive_deadline(min_samples=1, initial_s=5).bind("fast").current_s == pytest.approx(
+        0.15
+    )
+    assert adaptive_deadline(min_samples=1, initial_s=5).bind("slow").current_s == pytest.approx(
+        3.0
+    )

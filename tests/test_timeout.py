@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from resilience import DeadlineExceeded, ResilienceError, deadline, timeout
+from resilience import DeadlineExceeded, ResilienceError, deadline, safe_default, timeout
 from resilience.events import TimedOut
 from resilience.testing import EventCapture, ScriptedBackend, hang, now, ok
 
@@ -194,3 +194,33 @@ async def test_an_attempt_bound_by_a_budget_keeps_its_own_timer_among_shared_one
         budgeted = asyncio.create_task(call("budgeted"))  # inherits the 0.5 s budget
     await asyncio.gather(plain, budgeted)
     assert ended == {"budgeted": (0.5, True), "plain": (2.0, False)}
+
+
+async def test_a_caller_cancelling_while_timed_out_work_unwinds_stays_cancelled() -> None:
+    async def slow_cleanup() -> str:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.5)  # still cleaning up when the caller gives up
+            return "partial"
+        return "never"
+
+    guarded = safe_default("DEFAULT")(timeout(1)(slow_cleanup))
+    task = asyncio.create_task(guarded())
+    asyncio.get_running_loop().call_at(1.2, task.cancel)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_caller_cancelling_while_the_work_turns_cancellation_into_an_error() -> None:
+    async def converts() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.5)
+            raise ConnectionError("closed") from None
+
+    task = asyncio.create_task(safe_default("DEFAULT")(timeout(1)(converts))())
+    asyncio.get_running_loop().call_at(1.2, task.cancel)
+    with pytest.raises(asyncio.CancelledError):
+        await task
