@@ -19,7 +19,7 @@ import inspect
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, cast, overload
 
 from typing_extensions import override
 
@@ -197,6 +197,26 @@ def _chain(policies: tuple[Policy, ...], last: Call[Any]) -> Call[Any]:
     return step
 
 
+if TYPE_CHECKING:
+    from resilience.fallback import SafeDefault
+
+    D = TypeVar("D")
+
+    class DefaultingPipeline(Pipeline, Generic[D]):
+        """For type checkers: a pipeline whose outermost safe default widens results."""
+
+        def __call__(  # type: ignore[override]  # the default widens the result type
+            self, fn: Callable[P, Awaitable[T]]
+        ) -> Callable[P, Awaitable[T | D]]:
+            """Decorate ``fn``: its result, or the default."""
+
+
+@overload
+def compose(
+    first: SafeDefault[D], /, *policies: Policy, backend: str | None = None
+) -> DefaultingPipeline[D]: ...
+@overload
+def compose(*policies: Policy, backend: str | None = None) -> Pipeline: ...
 def compose(*policies: Policy, backend: str | None = None) -> Pipeline:
     """Fold policies into one pipeline, outermost first, as stacked decorators would."""
     return Pipeline(policies, backend)

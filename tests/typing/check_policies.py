@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import assert_type
+
 from resilience import adaptive_deadline, circuit_breaker, compose, retry, safe_default, timeout
 
 
@@ -26,4 +28,8 @@ async def use() -> None:
     more: list[str] = await guarded("q")
     fallback = safe_default(0)(fetch)
     either: list[str] | int = await fallback("q")
+    composed = compose(safe_default(0), retry(), timeout(1))(fetch)
+    assert_type(await composed("q"), list[str] | int)
+    plain = compose(retry(), timeout(1))(fetch)
+    assert_type(await plain("q"), list[str])
     del docs, found, more, either
