@@ -169,7 +169,7 @@ class AdaptiveDeadline(Policy):
     @override
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
         if not self._bound:  # options only: learn on the backend's own instance
-            return await self.bind(ctx.backend).execute(call, ctx)
+            return await self.bound(ctx.backend).execute(call, ctx)
         loop = asyncio.get_running_loop()
         started = loop.time()
         limit = self.limit_s

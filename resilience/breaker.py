@@ -270,7 +270,7 @@ class CircuitBreakerPolicy(Policy):
 
     @override
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
-        breaker = self._breaker or self.bind(ctx.backend).breaker
+        breaker = self._breaker or self.bound(ctx.backend).breaker
         loop = asyncio.get_running_loop()
         ticket = breaker.generation if breaker.is_closed else breaker.admit(loop.time())
         try:

@@ -187,7 +187,7 @@ class BulkheadPolicy(Policy):
 
     @override
     async def execute(self, call: Call[T], ctx: CallContext) -> T:
-        bulkhead = self._bulkhead or self.bind(ctx.backend).bulkhead
+        bulkhead = self._bulkhead or self.bound(ctx.backend).bulkhead
         if bulkhead.active < bulkhead.max_concurrency:  # fast path, no extra coroutine
             bulkhead.active += 1
         else:
